@@ -1,0 +1,126 @@
+# Every difference between MicroPython and CPython lives here, so that the
+# rest of firmware/ reads the same on both runtimes. `sys.implementation` and
+# `except ImportError` appear nowhere else under firmware/.
+import sys
+
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(value):
+        return value
+
+
+import json
+
+if IS_MICROPYTHON:
+    import gc
+    import time
+    import os
+
+    ticks_ms = time.ticks_ms
+    ticks_diff = time.ticks_diff
+    ticks_add = time.ticks_add
+
+    def json_dumps(obj):
+        return json.dumps(obj, separators=(",", ":"))
+
+    def print_exception(exc, file=sys.stdout):
+        sys.print_exception(exc, file)
+
+    def urandom(n):
+        return os.urandom(n)
+
+    def fsync(f):
+        # The unix port's flush() calls fsync(2); on bare-metal ports flush()
+        # writes the littlefs/FAT cache to flash, which is all they offer.
+        f.flush()
+
+    mem_alloc = gc.mem_alloc
+    mem_free = gc.mem_free
+    collect = gc.collect
+    wall_time = time.time
+
+    def wall_offset_s():
+        # Bare-metal ports count from 2000-01-01 when built that way; the unix
+        # port and current ports use 1970. gmtime(0) tells which.
+        return 946684800 if time.gmtime(0)[0] == 2000 else 0
+
+else:
+    import os
+    import time
+    import traceback
+    import gc
+
+    _START = time.monotonic()
+
+    def ticks_ms():
+        return int((time.monotonic() - _START) * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+    def ticks_add(a, b):
+        return a + b
+
+    _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+    def json_dumps(obj):
+        return _dumps(obj)
+
+    def print_exception(exc, file=sys.stdout):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=file)
+
+    def urandom(n):
+        return os.urandom(n)
+
+    def fsync(f):
+        f.flush()
+        os.fsync(f.fileno())
+
+    def mem_alloc():
+        return 0
+
+    def mem_free():
+        return 0
+
+    collect = gc.collect
+    wall_time = time.time
+
+    def wall_offset_s():
+        return 0
+
+
+json_loads = json.loads
+
+
+class Monotonic:
+    """A millisecond clock that never wraps, built from the wrapping ticks.
+
+    MicroPython's ticks wrap after 2**30 ms (12.4 days); a charger runs for
+    months. Call now() at least once a week (the agent's timers do).
+    """
+
+    def __init__(self, ticks=ticks_ms):
+        self._ticks = ticks
+        self._last = ticks()
+        self._ms = 0
+
+    def now(self):
+        t = self._ticks()
+        self._ms += ticks_diff(t, self._last)
+        self._last = t
+        return self._ms
+
+
+def is_int(value):
+    # bool is a subclass of int on CPython but not on MicroPython; JSON and the
+    # OCPP schemas keep them apart, so we do too.
+    return type(value) is int
+
+
+def is_number(value):
+    t = type(value)
+    return t is int or t is float
