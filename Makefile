@@ -35,8 +35,11 @@ codegen: setup
 	$(PY) -m host_tools.codegen_schemas
 
 bench: setup
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Further targets (fuzz, chaos, soak, flash, ...) live one file per area.
+-include mk/*.mk
