@@ -17,3 +17,19 @@ class FakeClock:
     def advance(self, ms):
         self.ms += ms
         return self.ms
+
+
+def micropython_binary():
+    """Path of the MicroPython unix port installed in the test venv (CPython only)."""
+    import os
+    import shutil
+
+    here = os.path.join(os.path.dirname(sys.executable), "micropython")
+    return here if os.path.exists(here) else shutil.which("micropython")
+
+
+def repo_root():
+    """The repository root (CPython only)."""
+    import os
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
