@@ -92,7 +92,7 @@ class OcppError(Exception):
     """
 
     def __init__(self, key, description="", details=None):
-        Exception.__init__(self, description)
+        super().__init__(description)
         self.key = key
         self.description = description
         self.details = details
