@@ -36,6 +36,15 @@ DEFAULT_TIMEOUT_MS = const(30000)
 TX = "tx"
 RX = "rx"
 
+
+class _Defer:
+    pass
+
+
+# A handler returns DEFER to answer later with Endpoint.answer(); the id of
+# the CALL being handled is Endpoint.current_id while the handler runs.
+DEFER = _Defer()
+
 # Message types each version knows (J16 §4.1.3; P4 §4.1.3; P4-21 §4.1.3).
 _KNOWN_TYPES = {
     errors.V16: (CALL, CALLRESULT, CALLERROR),
@@ -154,6 +163,8 @@ class Endpoint:
         self.on_exception = on_exception
         # The one CALL we have outstanding: [msg_id, action, sent_ms, deadline_ms, ctx]
         self.pending = None
+        self.current_id = None
+        self.deferred = {}  # msg_id -> action, CALLs we answer later
         self.stats = {"rx": 0, "tx": 0, "errors_sent": 0, "unknown_answers": 0, "timeouts": 0}
 
     # ---- our CALLs ---------------------------------------------------------
@@ -285,6 +296,7 @@ class Endpoint:
         bad = self.check(nodes[0], payload)
         if bad is not None:
             return self._reply_error(msg_id, bad[0], bad[1], None)
+        self.current_id = msg_id
         try:
             response = handler(payload)
         except OcppError as e:
@@ -292,6 +304,19 @@ class Endpoint:
         except Exception as e:  # a handler bug must never take the agent down
             self._exception(e)
             return self._reply_error(msg_id, E_INTERNAL, "handler failed: " + type(e).__name__, None)
+        finally:
+            self.current_id = None
+        if response is DEFER:
+            self.deferred[msg_id] = action
+            return None
+        return self._result(msg_id, action, nodes, response)
+
+    def answer(self, msg_id, response):
+        """The CALLRESULT text of a CALL whose handler returned DEFER."""
+        action = self.deferred.pop(msg_id)
+        return self._result(msg_id, action, self.actions[action], response)
+
+    def _result(self, msg_id, action, nodes, response):
         if self.validate_out:
             bad = self.check(nodes[1], response)
             if bad is not None:
