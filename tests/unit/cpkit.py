@@ -14,8 +14,8 @@ V16_ACTIONS = (
 ).split()
 
 BOOT_INFO = {"chargePointVendor": "Open", "chargePointModel": "Bench-1"}
-T0 = 1795600000000  # 2026-11-25T...Z, an epoch ms for the CSMS clock
-T0_ISO = "2026-11-25T06:26:40.000Z"
+T0 = 1795588000000  # the charger's own clock at power-up (epoch ms)
+T0_ISO = "2026-11-25T06:26:40.000Z"  # the CSMS clock: the same instant
 
 
 def _tables():
@@ -335,12 +335,15 @@ class Bench:
         self.card(id_tag, cid)
         self.settle(start_tx_id=tx_id, answers=answers)
 
-    def meter_run(self, ms, cid=1, step_ms=1000, wh_per_step=2):
-        """Let time pass with the meter reporting every step_ms (energy rising)."""
+    def meter_run(self, ms, cid=1, step_ms=1000, wh_per_step=2, respond=True):
+        """Let time pass with the meter reporting every step_ms (energy
+        rising); respond: the Central System answers each CALL at once."""
         end = self.now + ms
         while self.now < end:
             self.reading(cid, self.wh.get(cid, 10000) + wh_per_step)
             self.advance(min(step_ms, end - self.now))
+            if respond:
+                self.settle()
 
     # -- hardware side --
     def reading(self, cid=1, wh=10000, power=7000.0):

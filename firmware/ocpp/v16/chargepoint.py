@@ -40,8 +40,10 @@ BOOT_REJECTED = const(3)
 
 _BOOT_RETRY_MS = const(30000)  # after a CALLERROR/timeout, or interval 0 ("CP chooses")
 _EPOCH_MIN = 1000000000000  # stamps below this are monotonic ms of this boot
-_UNLOCK_WAIT_MS = const(5000)
-_SOFT_RESET_DRAIN_MS = const(30000)
+# Read by handlers.py: no leading underscore, since MicroPython keeps
+# underscore const() names out of the module (they would be missing there).
+UNLOCK_WAIT_MS = const(5000)
+SOFT_RESET_DRAIN_MS = const(30000)
 _READING_FRESH_MS = const(15000)  # an older meter reading is never sent as fresh
 
 REASON_LOCAL = "Local"
@@ -106,6 +108,7 @@ class ChargePoint:
         self.connectors = [None] + [Connector(i) for i in range(1, connectors + 1)]
         self.cp_operative = True
         self.cp_warning = None
+        self.cp_reported = None  # (status, errorCode) last sent for connector 0
         self.cache = AuthCache()
         self.actions = []
         self.later = []
@@ -308,6 +311,8 @@ class ChargePoint:
         # carries it (C16E §3.19: changes SHALL be reported).
         if ctx[1]:
             self.connectors[ctx[1]].reported = None
+        else:
+            self.cp_reported = None
 
     def _authorize_result(self, payload, ctx):
         id_tag = ctx[1]
@@ -450,6 +455,12 @@ class ChargePoint:
                 stamp = c.changed_at
             c.reported = (s, code)
             c.changed_at = None
+        else:
+            # Connector 0 too is only reported when it changed (or when
+            # forced: after boot, on TriggerMessage), not on every reconnect.
+            if self.cp_reported == (s, code) and not force:
+                return False
+            self.cp_reported = (s, code)
         payload = {"connectorId": cid, "errorCode": code, "status": s}
         t = self.iso(stamp)
         if t is not None:

@@ -170,7 +170,7 @@ def on_reset(cp, p):
         if c.tx is not None:
             cp._stop(c, reason, cp.now, None)
             cp._status_changed(c, cp.now)
-    cp.reset = [hard, cp.now + (0 if hard else cpm._SOFT_RESET_DRAIN_MS)]
+    cp.reset = [hard, cp.now + (0 if hard else cpm.SOFT_RESET_DRAIN_MS)]
     cp._event("reset_requested", {"type": p["type"]})
     return ACCEPTED
 
@@ -185,7 +185,7 @@ def on_unlock_connector(cp, p):
     if c.tx is not None:
         cp._stop(c, "UnlockCommand", cp.now, None)
         cp._status_changed(c, cp.now)
-    cp.unlocks[cid] = (cp.ep.current_id, cp.now + cpm._UNLOCK_WAIT_MS)
+    cp.unlocks[cid] = (cp.ep.current_id, cp.now + cpm.UNLOCK_WAIT_MS)
     cp.later.append((cpm.A_LOCK, cid, False))
     return rpc.DEFER
 
