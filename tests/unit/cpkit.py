@@ -375,6 +375,28 @@ class Bench:
         return [(f[3]["connectorId"], f[3]["status"], f[3]["errorCode"]) for f in (frames or self.sent) if f[0] == 2 and f[2] == "StatusNotification"]
 
 
+def booted(**kw):
+    """A Bench whose BootNotification was Accepted and whose statuses were
+    answered, with nothing left in `sent`."""
+    b = Bench(**kw)
+    b.boot()
+    b.take()
+    return b
+
+
+def plug_in_starts(tc, b, cid=1, wh=10000):
+    """On an authorized connector, plugging in (the EV ready to draw) starts
+    the transaction: the Central System sees StartTransaction and Charging,
+    in either order. Returns the StartTransaction payload."""
+    b.take()
+    b.reading(cid, wh)
+    b.plug(cid, drawing=True)
+    b.settle()
+    tc.assertEqual(sorted(b.actions()), ["StartTransaction", "StatusNotification"])
+    tc.assertEqual(b.status_frames(), [(cid, "Charging", "NoError")])
+    return b.payloads("StartTransaction")[0]
+
+
 def default_answer(f, start_tx_id=1000, auth="Accepted"):
     action = f[2]
     if action == "BootNotification":

@@ -3,7 +3,7 @@
 # Each test is named after the case it mirrors.
 import unittest
 
-from tests.unit.cpkit import Bench
+from tests.unit.cpkit import Bench, booted
 
 # C16 §9.1: the required Core keys and their accessibility (R, RW, or either).
 REQUIRED_CORE = {
@@ -29,13 +29,6 @@ REQUIRED_CORE = {
     "TransactionMessageRetryInterval": False,
     "UnlockConnectorOnEVSideDisconnect": False,
 }
-
-
-def booted(**kw):
-    b = Bench(**kw)
-    b.boot()
-    b.take()
-    return b
 
 
 def keyed(conf):
@@ -74,6 +67,15 @@ class ConfigurationCases(unittest.TestCase):
         # Step 6: specific keys, an unknown one reported as such.
         conf = b.call("GetConfiguration", {"key": ["HeartbeatInterval", "NoSuchKey"]}, "g4")
         self.assertEqual(conf[2], {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}], "unknownKey": ["NoSuchKey"]})
+
+    def test_TC_019_CS_more_keys_than_get_configuration_max_keys(self):
+        """Retrieve configuration (more keys than GetConfigurationMaxKeys: OccurenceConstraintViolation, 1.6 spelling)"""
+        b = booted()
+        limit = b.cp.config.get("GetConfigurationMaxKeys")
+        conf = b.call("GetConfiguration", {"key": ["K%d" % i for i in range(limit + 1)]}, "g1")
+        self.assertEqual(conf[:3], [4, "g1", "OccurenceConstraintViolation"])
+        conf = b.call("GetConfiguration", {"key": ["K%d" % i for i in range(limit)]}, "g2")
+        self.assertEqual(len(conf[2]["unknownKey"]), limit)
 
     def test_TC_021_CS_change_set_configuration(self):
         """Change/set Configuration"""

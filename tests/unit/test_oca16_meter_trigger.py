@@ -4,14 +4,7 @@
 import unittest
 
 from firmware.clock import parse_iso8601
-from tests.unit.cpkit import Bench
-
-
-def booted(**kw):
-    b = Bench(**kw)
-    b.boot()
-    b.take()
-    return b
+from tests.unit.cpkit import Bench, booted
 
 
 def measurands(mv):

@@ -4,16 +4,9 @@
 import unittest
 
 from firmware.clock import parse_iso8601
-from tests.unit.cpkit import Bench
+from tests.unit.cpkit import Bench, booted
 
 OFFLINE_CACHE = {"LocalAuthorizeOffline": True, "AuthorizationCacheEnabled": True}
-
-
-def booted(**kw):
-    b = Bench(**kw)
-    b.boot()
-    b.take()
-    return b
 
 
 def ms(iso):

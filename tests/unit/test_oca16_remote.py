@@ -2,14 +2,7 @@
 # (Core profile). Each test is named after the case it mirrors.
 import unittest
 
-from tests.unit.cpkit import Bench
-
-
-def booted(**kw):
-    b = Bench(**kw)
-    b.boot()
-    b.take()
-    return b
+from tests.unit.cpkit import Bench, booted, plug_in_starts
 
 
 class RemoteStartStopCases(unittest.TestCase):
@@ -55,12 +48,19 @@ class RemoteStartStopCases(unittest.TestCase):
         # Steps 5 and 7: Authorize.req, then Preparing.
         self.assertEqual(b.actions(), ["Authorize", "StatusNotification"])
         self.assertEqual(b.status_frames(), [(1, "Preparing", "NoError")])
+        plug_in_starts(self, b)
+
+    def test_TC_011_1_CS_remote_start_without_connector_id(self):
+        """Remote Start Charging Session – Remote Start First (no connectorId: the charger picks a free connector, C16 §5.11)"""
+        b = booted(connectors=2)
+        b.charging(cid=1)
         b.take()
-        b.reading()
-        b.plug(drawing=True)
+        conf = b.call("RemoteStartTransaction", {"idTag": "TAG2"}, "r1")
+        self.assertEqual(conf[2], {"status": "Accepted"})
         b.settle()
-        self.assertEqual(sorted(b.actions()), ["StartTransaction", "StatusNotification"])
-        self.assertEqual(b.status_frames(), [(1, "Charging", "NoError")])
+        self.assertEqual(b.status_frames(), [(2, "Preparing", "NoError")])
+        start = plug_in_starts(self, b, cid=2)
+        self.assertEqual((start["connectorId"], start["idTag"]), (2, "TAG2"))
 
     def test_TC_011_2_CS_remote_start_time_out(self):
         """Remote Start Charging Session – Time Out"""

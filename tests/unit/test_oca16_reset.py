@@ -4,14 +4,7 @@
 # specification section they check.
 import unittest
 
-from tests.unit.cpkit import Bench
-
-
-def booted(**kw):
-    b = Bench(**kw)
-    b.boot()
-    b.take()
-    return b
+from tests.unit.cpkit import Bench, booted
 
 
 def sorted_statuses(b):

@@ -2,16 +2,9 @@
 # stopping (Core profile). Each test is named after the case it mirrors.
 import unittest
 
-from tests.unit.cpkit import Bench
+from tests.unit.cpkit import Bench, booted, plug_in_starts
 
 PARENT_START = {"StartTransaction": {"transactionId": 1000, "idTagInfo": {"status": "Accepted", "parentIdTag": "FLEET"}}}
-
-
-def booted(**kw):
-    b = Bench(**kw)
-    b.boot()
-    b.take()
-    return b
 
 
 class StartSessionCases(unittest.TestCase):
@@ -44,13 +37,8 @@ class StartSessionCases(unittest.TestCase):
         b.authorized("TAG1")
         self.assertEqual(b.status_frames(), [(1, "Preparing", "NoError")])
         self.assertEqual(b.relays, {})
-        b.take()
-        b.reading(wh=500)
-        b.plug(drawing=True)
-        b.settle()
-        self.assertEqual(sorted(b.actions()), ["StartTransaction", "StatusNotification"])
-        self.assertEqual(b.payloads("StartTransaction")[0]["meterStart"], 500)
-        self.assertEqual(b.status_frames(), [(1, "Charging", "NoError")])
+        start = plug_in_starts(self, b, wh=500)
+        self.assertEqual(start["meterStart"], 500)
 
     def test_TC_004_2_CS_identification_first_connection_timeout(self):
         """Regular Charging Session – Identification First - ConnectionTimeOut"""
@@ -83,12 +71,7 @@ class StartSessionCases(unittest.TestCase):
         self.assertEqual(b.actions(), ["StatusNotification"])
         self.assertEqual(b.status_frames(), [(1, "Preparing", "NoError")])
         b.settle()
-        b.take()
-        b.reading()
-        b.plug(drawing=True)
-        b.settle()
-        self.assertEqual(sorted(b.actions()), ["StartTransaction", "StatusNotification"])
-        self.assertEqual(b.status_frames(), [(1, "Charging", "NoError")])
+        plug_in_starts(self, b)
 
     def test_TC_007_2_CS_remote_start_charging_session_cached_id(self):
         """Remote Start Charging Session – Cached Id"""
@@ -192,15 +175,26 @@ class StartSessionCases(unittest.TestCase):
 
 
 class EVSideDisconnectCases(unittest.TestCase):
-    def test_TC_005_1_CS_ev_side_disconnected_stop_true_unlock_true(self):
-        """EV Side Disconnected - StopTransactionOnEVSideDisconnect = true - UnlockConnectorOnEVSideDisconnect = true"""
-        b = booted(overrides={"StopTransactionOnEVSideDisconnect": True, "UnlockConnectorOnEVSideDisconnect": True})
+    def _unplugged_on_ev_side(self, stop, unlock, **charging):
+        """Charging with a cable sensed in the socket, then the EV side unplugged."""
+        b = booted(overrides={"StopTransactionOnEVSideDisconnect": stop, "UnlockConnectorOnEVSideDisconnect": unlock})
         b.cable(1, True)
-        b.charging(wh=1000)
+        b.charging(**charging)
         b.take()
         b.reading(wh=4000)
         b.plug(plugged=False)
         b.settle()
+        return b
+
+    def _available_once_cable_removed(self, b):
+        b.take()
+        b.cable(1, False)
+        b.settle()
+        self.assertEqual(b.status_frames(), [(1, "Available", "NoError")])
+
+    def test_TC_005_1_CS_ev_side_disconnected_stop_true_unlock_true(self):
+        """EV Side Disconnected - StopTransactionOnEVSideDisconnect = true - UnlockConnectorOnEVSideDisconnect = true"""
+        b = self._unplugged_on_ev_side(True, True, wh=1000)
         # Steps 1 and 3: StopTransaction (EVDisconnected) and Finishing, cable unlocked.
         stop = b.payloads("StopTransaction")[0]
         self.assertEqual((stop["reason"], stop["meterStop"], stop["transactionId"]), ("EVDisconnected", 4000, 1000))
@@ -208,19 +202,11 @@ class EVSideDisconnectCases(unittest.TestCase):
         self.assertEqual(b.relays, {1: False})
         self.assertEqual(b.locks, {1: False})
         # Step 5: Available once the cable is taken out of the socket.
-        b.take()
-        b.cable(1, False)
-        b.settle()
-        self.assertEqual(b.status_frames(), [(1, "Available", "NoError")])
+        self._available_once_cable_removed(b)
 
     def test_TC_005_2_CS_ev_side_disconnected_stop_true_unlock_false(self):
         """EV Side Disconnected - StopTransactionOnEVSideDisconnect = true - UnlockConnectorOnEVSideDisconnect = false"""
-        b = booted(overrides={"StopTransactionOnEVSideDisconnect": True, "UnlockConnectorOnEVSideDisconnect": False})
-        b.cable(1, True)
-        b.charging()
-        b.take()
-        b.plug(plugged=False)
-        b.settle()
+        b = self._unplugged_on_ev_side(True, False)
         self.assertEqual(b.payloads("StopTransaction")[0]["reason"], "EVDisconnected")
         self.assertEqual(b.status_frames(), [(1, "Finishing", "NoError")])
         self.assertEqual(b.locks, {1: True})  # still locked
@@ -228,19 +214,11 @@ class EVSideDisconnectCases(unittest.TestCase):
         conf = b.call("UnlockConnector", {"connectorId": 1}, "u1")
         self.assertEqual(conf[2], {"status": "Unlocked"})
         self.assertEqual(b.locks, {1: False})
-        b.take()
-        b.cable(1, False)
-        b.settle()
-        self.assertEqual(b.status_frames(), [(1, "Available", "NoError")])
+        self._available_once_cable_removed(b)
 
     def test_TC_005_3_CS_ev_side_disconnected_stop_false_unlock_false(self):
         """EV Side Disconnected - StopTransactionOnEVSideDisconnect = false - UnlockConnectorOnEVSideDisconnect = false"""
-        b = booted(overrides={"StopTransactionOnEVSideDisconnect": False, "UnlockConnectorOnEVSideDisconnect": False})
-        b.cable(1, True)
-        b.charging(tx_id=55)
-        b.take()
-        b.plug(plugged=False)
-        b.settle()
+        b = self._unplugged_on_ev_side(False, False, tx_id=55)
         # Step 1: the transaction goes on, SuspendedEV, cable kept locked (C16 §4.10).
         self.assertEqual(b.status_frames(), [(1, "SuspendedEV", "NoError")])
         self.assertNotIn("StopTransaction", b.actions())

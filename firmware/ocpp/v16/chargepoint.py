@@ -48,9 +48,9 @@ _READING_FRESH_MS = const(15000)  # an older meter reading is never sent as fres
 
 REASON_LOCAL = "Local"
 LOCK_FAILURE = "ConnectorLockFailure"
-# An empty MeterValuesSampledData / MeterValuesAlignedData means the default
-# measurand (C16 §9.1.15/§9.1.14 "Default: Energy.Active.Import.Register";
-# OCTT TC_070_CS/TC_071_CS read an empty list the same way).
+# An empty MeterValuesSampledData / MeterValuesAlignedData (C16 §9.1) means
+# the measurand a sampledValue defaults to, Energy.Active.Import.Register
+# (SampledValue.measurand, C16 §7); OCTT TC_070_CS/TC_071_CS assume the same.
 _DEFAULT_MEASURANDS = ("Energy.Active.Import.Register",)
 
 
@@ -681,7 +681,7 @@ class ChargePoint:
                 self._pump(now)
                 return
         # Another card on a busy charger may stop a session that has a
-        # parentIdTag, if the card shares it (C16 §4.10; OCTT TC_069_CS),
+        # parentIdTag, if the card shares it (IdTagInfo.parentIdTag; OCTT TC_069_CS),
         # which needs the card's idTagInfo. A session without a parentIdTag
         # only stops for its own idTag: no Authorize.req then (TC_068_CS).
         running = [c for c in self.connectors[1:] if c.tx is not None and c.tx.parent is not None and (cid is None or cid == c.id)]
