@@ -144,6 +144,25 @@ class StartSessionCases(unittest.TestCase):
         b.settle()
         self.assertEqual(b.status_frames(), [(1, "Available", "NoError")])
 
+    def test_TC_024_CS_lock_without_feedback(self):
+        """Start Charging Session - Lock Failure (the lock never reports back)"""
+        b = Bench(auto_hw=False)
+        b.boot()
+        b.take()
+        b.authorized("TAG1")
+        b.take()
+        b.reading()
+        b.plug()
+        self.assertEqual(b.hw, [("lock", 1, True)])
+        self.assertEqual(b.cp.next_wake(), b.now + 5000)
+        b.advance(4999)
+        self.assertEqual(b.sent, [])
+        b.advance(1)
+        b.settle()
+        self.assertEqual(b.status_frames(), [(1, "Faulted", "ConnectorLockFailure")])
+        self.assertEqual(b.hw, [("lock", 1, True), ("lock", 1, False)])
+        self.assertNotIn("StartTransaction", b.actions())
+
     def test_TC_041_CS_fault_behavior(self):
         """Fault Behavior"""
         b = booted()

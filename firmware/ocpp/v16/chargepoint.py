@@ -42,7 +42,7 @@ _BOOT_RETRY_MS = const(30000)  # after a CALLERROR/timeout, or interval 0 ("CP c
 _EPOCH_MIN = 1000000000000  # stamps below this are monotonic ms of this boot
 # Read by handlers.py: no leading underscore, since MicroPython keeps
 # underscore const() names out of the module (they would be missing there).
-UNLOCK_WAIT_MS = const(5000)
+UNLOCK_WAIT_MS = const(5000)  # lock feedback wait, both ways
 SOFT_RESET_DRAIN_MS = const(30000)
 _READING_FRESH_MS = const(15000)  # an older meter reading is never sent as fresh
 
@@ -67,7 +67,7 @@ class Connector:
         self.auth = None  # [idTag, parentIdTag, deadline_ms, remote]
         self.auth_pending = False  # Authorize.req in flight for auth
         self.starting = False  # lock/relay commanded for a start, waiting for feedback
-        self.locking = False  # the start waits for the lock to report locked
+        self.locking = None  # deadline (ms) while a start waits for the lock to report locked
         self.tx = None
         self.finishing = False
         self.reported = None  # (status, errorCode) last queued for the CSMS
@@ -484,6 +484,8 @@ class ChargePoint:
                 c.auth = None
                 self._event("connection_timeout", {"connector": c.id})
                 self._status_changed(c, now)
+            if c.locking is not None and now >= c.locking:
+                self.lock_result(c.id, False, now)  # no feedback in time: a failed lock
             if c.tx is not None and c.next_sample is not None and now >= c.next_sample:
                 self._sample(c, now)
         if self.next_aligned is not None and self.offset is not None and now + self.offset >= self.next_aligned:
@@ -519,6 +521,9 @@ class ChargePoint:
             t.append(self.next_aligned - self.offset)
         for cid in self.unlocks:
             t.append(self.unlocks[cid][1])
+        for c in self.connectors[1:]:
+            if c.locking is not None:
+                t.append(c.locking)
         if self.reset is not None:
             t.append(self.reset[1])
         return min(t) if t else None
@@ -781,7 +786,7 @@ class ChargePoint:
             # The contactor closes only once the lock reports locked
             # (IEC 61851-1; a failed lock is ConnectorLockFailure, C16 §7.6,
             # and no transaction starts: OCTT TC_024_CS).
-            c.locking = True
+            c.locking = now + UNLOCK_WAIT_MS
             self.actions.append((A_LOCK, c.id, True))
         else:
             self.actions.append((A_RELAY, c.id, True))
@@ -790,7 +795,7 @@ class ChargePoint:
         """Contactor feedback after A_RELAY: closed is what the aux contact says."""
         self.now = now
         c = self.connectors[cid]
-        if c.starting and not c.locking:
+        if c.starting and c.locking is None:
             c.starting = False
             if closed and c.auth is not None:
                 self._open_transaction(c, now)
@@ -899,8 +904,8 @@ class ChargePoint:
         """Lock feedback after A_LOCK."""
         self.now = now
         c = self.connectors[cid]
-        if c.locking:
-            c.locking = False
+        if c.locking is not None:
+            c.locking = None
             if locked and c.auth is not None and c.plugged and c.fault is None:
                 self.actions.append((A_RELAY, cid, True))
             else:
