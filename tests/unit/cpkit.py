@@ -14,8 +14,8 @@ V16_ACTIONS = (
 ).split()
 
 BOOT_INFO = {"chargePointVendor": "Open", "chargePointModel": "Bench-1"}
-T0 = 1795600000000  # 2026-11-25T...Z, an epoch ms for the CSMS clock
-T0_ISO = "2026-11-25T06:26:40.000Z"
+T0 = 1795588000000  # the charger's own clock at power-up (epoch ms)
+T0_ISO = "2026-11-25T06:26:40.000Z"  # the CSMS clock: the same instant
 
 
 def _tables():
@@ -31,6 +31,7 @@ def _tables():
 class MemStore:
     def __init__(self):
         self.records = []
+        self.cache = {}  # idTag -> entry, as the journal keeps it
 
     def tx_opened(self, local_id, cid, id_tag, wh, stamp):
         self.records.append(("open", local_id, cid, id_tag, wh, stamp))
@@ -49,6 +50,34 @@ class MemStore:
 
     def auth_cache(self, id_tag, entry):
         self.records.append(("cache", id_tag))
+        if id_tag is None:
+            self.cache = {}
+        else:
+            self.cache[id_tag] = list(entry)
+
+    def state(self):
+        """What a journal replay hands to ChargePoint.restore() after a reboot."""
+        opened = {}
+        avail = {}
+        config = {}
+        next_id = 1
+        for r in self.records:
+            kind = r[0]
+            if kind == "open":
+                opened[r[1]] = cpm.Transaction(r[1], r[2], r[3], None, r[4], r[5])
+                next_id = max(next_id, r[1] + 1)
+            elif kind == "meter" and r[1] in opened:
+                opened[r[1]].last_wh = r[2]
+            elif kind == "closed":
+                opened.pop(r[1], None)
+            elif kind == "availability":
+                avail[r[1]] = r[2]
+            elif kind == "config":
+                config[r[1]] = r[2]
+        cache = {}
+        for k in self.cache:
+            cache[k] = list(self.cache[k])
+        return {"open": [opened[k] for k in sorted(opened)], "availability": avail, "config": config, "cache": cache, "next_local_id": next_id}
 
 
 class MemTxQueue:
@@ -110,23 +139,27 @@ class MemTxQueue:
     def tx_id(self, local_id):
         return self.ids.get(local_id)
 
+    def rebooted(self):
+        """After a reboot: an unanswered send counts as lost, and retry
+        deadlines from the old boot's clock no longer apply."""
+        if self.inflight is not None:
+            self.items[0][4] -= 1
+            self.inflight = None
+        for it in self.items:
+            it[5] = 0
+
 
 class Bench:
     """One charge point, its parts, and the frames it sent (decoded)."""
 
-    def __init__(self, connectors=1, overrides=None, wall=T0, auto_hw=True):
-        actions, check = _tables()
+    def __init__(self, connectors=1, overrides=None, wall=T0, auto_hw=True, fixed_cable=False):
         self.now = 0
         self.store = MemStore()
         self.txq = MemTxQueue()
-        ids = [0]
-
-        def new_id():
-            ids[0] += 1
-            return "m%d" % ids[0]
-
-        cfg = Config(overrides=overrides, connectors=connectors)
-        self.cp = cpm.ChargePoint("CP1", connectors, self.store, self.txq, BOOT_INFO, config=cfg, new_id=new_id, check=check, actions_table=actions, wall_ms=wall)
+        self.connectors = connectors
+        self.overrides = overrides
+        self.fixed_cable = fixed_cable
+        self.ids = [0]
         self.sent = []  # decoded frames the charger sent
         self.events = []
         self.relays = {}
@@ -134,6 +167,40 @@ class Bench:
         self.resets = []
         self.settings = []
         self.auto_hw = auto_hw
+        self.lock_fails = set()  # connectors whose lock does not move (auto_hw)
+        self.hw = []  # ("lock" | "relay", connector, on) in the order commanded
+        self.wh = {}
+        self.cp = self._make_cp(wall)
+        self.drain()
+
+    def _make_cp(self, wall):
+        actions, check = _tables()
+        ids = self.ids
+
+        def new_id():
+            ids[0] += 1
+            return "m%d" % ids[0]
+
+        cfg = Config(overrides=self.overrides, connectors=self.connectors)
+        cp = cpm.ChargePoint("CP1", self.connectors, self.store, self.txq, BOOT_INFO, config=cfg, new_id=new_id, check=check, actions_table=actions, wall_ms=wall)
+        for c in cp.connectors[1:]:
+            c.has_lock = not self.fixed_cable
+        return cp
+
+    def reboot(self):
+        """Power cycle: a new core on the same store and transaction queue
+        (what survives on flash), restored from the store; the wall clock
+        kept running, the monotonic clock starts again at 0. Frames sent
+        before the reboot are dropped from `sent`."""
+        wall = self.cp.wall(self.now)
+        self.sent = []
+        if hasattr(self.txq, "rebooted"):
+            self.txq.rebooted()
+        self.now = 0
+        self.relays = {}
+        self.locks = {}
+        self.cp = self._make_cp(wall)
+        self.cp.restore(self.store.state(), 0)
         self.drain()
 
     # -- plumbing --
@@ -147,12 +214,15 @@ class Bench:
                     self.sent.append(json_loads(a[1]))
                 elif kind == cpm.A_RELAY:
                     self.relays[a[1]] = a[2]
+                    self.hw.append(("relay", a[1], a[2]))
                     if self.auto_hw:
                         self.cp.relay_result(a[1], a[2], self.now)
                 elif kind == cpm.A_LOCK:
                     self.locks[a[1]] = a[2]
+                    self.hw.append(("lock", a[1], a[2]))
                     if self.auto_hw:
-                        self.cp.lock_result(a[1], a[2], self.now)
+                        moved = a[1] not in self.lock_fails
+                        self.cp.lock_result(a[1], a[2] if moved else not a[2], self.now)
                 elif kind == cpm.A_EVENT:
                     self.events.append((a[1], a[2]))
                 elif kind == cpm.A_RESET:
@@ -185,6 +255,13 @@ class Bench:
     def calls(self, action=None):
         return [f for f in self.sent if f[0] == 2 and (action is None or f[2] == action)]
 
+    def actions(self):
+        """The actions of the CALLs sent, in order."""
+        return [f[2] for f in self.sent if f[0] == 2]
+
+    def payloads(self, action):
+        return [f[3] for f in self.sent if f[0] == 2 and f[2] == action]
+
     # -- the CSMS side --
     def connect(self):
         self.cp.connected(self.now)
@@ -194,14 +271,21 @@ class Bench:
         self.cp.disconnected(self.now)
         self.drain()
 
+    def outstanding(self):
+        """[2, id, action] of the charger's outstanding CALL, or None."""
+        ep = self.cp.ep
+        if ep is None or ep.pending is None:
+            return None
+        return [2, ep.pending[0], ep.pending[1]]
+
     def answer(self, payload, frame=None):
         """Answer the charger's outstanding CALL with a CALLRESULT."""
-        f = frame or self.last_call()
+        f = frame or self.outstanding() or self.last_call()
         self.cp.receive(json_dumps([3, f[1], payload]), self.now)
         self.drain()
 
     def answer_error(self, code="InternalError", frame=None):
-        f = frame or self.last_call()
+        f = frame or self.outstanding() or self.last_call()
         self.cp.receive(json_dumps([4, f[1], code, "", {}]), self.now)
         self.drain()
 
@@ -222,22 +306,61 @@ class Bench:
         self.answer({"status": status, "currentTime": current, "interval": interval})
         self.settle()
 
-    def settle(self, start_tx_id=1000, auth="Accepted"):
-        """Answer every CALL the charger makes until it is quiet."""
+    def settle(self, start_tx_id=1000, auth="Accepted", answers=None):
+        """Answer every CALL the charger makes until it is quiet; answers
+        maps an action to the payload to answer it with instead."""
         answered = set()
         while True:
-            f = self.last_call()
-            if f is None or f[1] in answered or not self.cp.ep or not self.cp.ep.busy():
+            f = self.outstanding()
+            if f is None or f[1] in answered:
                 return
             answered.add(f[1])
-            self.answer(default_answer(f, start_tx_id, auth))
+            if answers and f[2] in answers:
+                self.answer(answers[f[2]])
+            else:
+                self.answer(default_answer(f, start_tx_id, auth))
+
+    # -- reusable states of the OCTT test case document --
+    def authorized(self, id_tag="TAG1", cid=1, auth="Accepted"):
+        """Reusable State Authorized: an idTag presented and accepted, no cable yet."""
+        self.card(id_tag, cid)
+        self.settle(auth=auth)
+
+    def charging(self, id_tag="TAG1", cid=1, tx_id=1000, wh=10000, answers=None):
+        """Reusable State Charging: plugged, authorized, StartTransaction
+        confirmed, the EV drawing energy; every CALL answered."""
+        self.reading(cid, wh)
+        self.plug(cid, drawing=True)
+        self.settle()
+        self.card(id_tag, cid)
+        self.settle(start_tx_id=tx_id, answers=answers)
+
+    def meter_run(self, ms, cid=1, step_ms=1000, wh_per_step=2, respond=True):
+        """Let time pass with the meter reporting every step_ms (energy
+        rising); respond: the Central System answers each CALL at once."""
+        end = self.now + ms
+        while self.now < end:
+            self.reading(cid, self.wh.get(cid, 10000) + wh_per_step)
+            self.advance(min(step_ms, end - self.now))
+            if respond:
+                self.settle()
 
     # -- hardware side --
     def reading(self, cid=1, wh=10000, power=7000.0):
+        self.wh[cid] = wh
         self.cp.meter(cid, {"Energy.Active.Import.Register": float(wh), "Power.Active.Import": power}, self.now)
 
-    def plug(self, cid=1, plugged=True):
+    def plug(self, cid=1, plugged=True, drawing=False):
+        """Pilot state B (plugged) or A; drawing: the EV asks for energy at
+        once (state C), as it does when the charger is ready for it."""
         self.cp.plug(cid, plugged, self.now)
+        if drawing:
+            self.cp.ev_drawing(cid, True, self.now)
+        self.drain()
+
+    def cable(self, cid=1, present=True):
+        """Proximity sense: a cable in the socket (or removed)."""
+        self.cp.cable(cid, present, self.now)
         self.drain()
 
     def drawing(self, cid=1, on=True):
@@ -250,6 +373,28 @@ class Bench:
 
     def status_frames(self, frames=None):
         return [(f[3]["connectorId"], f[3]["status"], f[3]["errorCode"]) for f in (frames or self.sent) if f[0] == 2 and f[2] == "StatusNotification"]
+
+
+def booted(**kw):
+    """A Bench whose BootNotification was Accepted and whose statuses were
+    answered, with nothing left in `sent`."""
+    b = Bench(**kw)
+    b.boot()
+    b.take()
+    return b
+
+
+def plug_in_starts(tc, b, cid=1, wh=10000):
+    """On an authorized connector, plugging in (the EV ready to draw) starts
+    the transaction: the Central System sees StartTransaction and Charging,
+    in either order. Returns the StartTransaction payload."""
+    b.take()
+    b.reading(cid, wh)
+    b.plug(cid, drawing=True)
+    b.settle()
+    tc.assertEqual(sorted(b.actions()), ["StartTransaction", "StatusNotification"])
+    tc.assertEqual(b.status_frames(), [(cid, "Charging", "NoError")])
+    return b.payloads("StartTransaction")[0]
 
 
 def default_answer(f, start_tx_id=1000, auth="Accepted"):

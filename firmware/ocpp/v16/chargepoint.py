@@ -40,11 +40,18 @@ BOOT_REJECTED = const(3)
 
 _BOOT_RETRY_MS = const(30000)  # after a CALLERROR/timeout, or interval 0 ("CP chooses")
 _EPOCH_MIN = 1000000000000  # stamps below this are monotonic ms of this boot
-_UNLOCK_WAIT_MS = const(5000)
-_SOFT_RESET_DRAIN_MS = const(30000)
+# Read by handlers.py: no leading underscore, since MicroPython keeps
+# underscore const() names out of the module (they would be missing there).
+UNLOCK_WAIT_MS = const(5000)  # lock feedback wait, both ways
+SOFT_RESET_DRAIN_MS = const(30000)
 _READING_FRESH_MS = const(15000)  # an older meter reading is never sent as fresh
 
 REASON_LOCAL = "Local"
+LOCK_FAILURE = "ConnectorLockFailure"
+# An empty MeterValuesSampledData / MeterValuesAlignedData (C16 §9.1) means
+# the measurand a sampledValue defaults to, Energy.Active.Import.Register
+# (SampledValue.measurand, C16 §7); OCTT TC_070_CS/TC_071_CS assume the same.
+_DEFAULT_MEASURANDS = ("Energy.Active.Import.Register",)
 
 
 class Connector:
@@ -59,7 +66,8 @@ class Connector:
         self.warning = None  # (errorCode, info) reported with a working status
         self.auth = None  # [idTag, parentIdTag, deadline_ms, remote]
         self.auth_pending = False  # Authorize.req in flight for auth
-        self.starting = False  # relay commanded closed, waiting for feedback
+        self.starting = False  # lock/relay commanded for a start, waiting for feedback
+        self.locking = None  # deadline (ms) while a start waits for the lock to report locked
         self.tx = None
         self.finishing = False
         self.reported = None  # (status, errorCode) last queued for the CSMS
@@ -68,6 +76,8 @@ class Connector:
         self.reading_ms = None
         self.next_sample = None
         self.has_lock = True
+        self.cable = None  # socket proximity sense: True/False, None = not sensed (fixed cable)
+        self.held_by = None  # idTag whose deauthorized session keeps the cable locked
 
 
 class Transaction:
@@ -98,6 +108,7 @@ class ChargePoint:
         self.connectors = [None] + [Connector(i) for i in range(1, connectors + 1)]
         self.cp_operative = True
         self.cp_warning = None
+        self.cp_reported = None  # (status, errorCode) last sent for connector 0
         self.cache = AuthCache()
         self.actions = []
         self.later = []
@@ -198,7 +209,9 @@ class ChargePoint:
                 self._mark_status(c.id)
             self._mark_status(0)
         else:
-            self.next_boot = now
+            # A reconnect does not shorten the wait a Rejected/Pending answer
+            # asked for (C16 §4.2.1: nothing is sent before the interval).
+            self.next_boot = max(self.next_boot, now)
         self._pump(now)
 
     def disconnected(self, now):
@@ -298,6 +311,8 @@ class ChargePoint:
         # carries it (C16E §3.19: changes SHALL be reported).
         if ctx[1]:
             self.connectors[ctx[1]].reported = None
+        else:
+            self.cp_reported = None
 
     def _authorize_result(self, payload, ctx):
         id_tag = ctx[1]
@@ -440,6 +455,12 @@ class ChargePoint:
                 stamp = c.changed_at
             c.reported = (s, code)
             c.changed_at = None
+        else:
+            # Connector 0 too is only reported when it changed (or when
+            # forced: after boot, on TriggerMessage), not on every reconnect.
+            if self.cp_reported == (s, code) and not force:
+                return False
+            self.cp_reported = (s, code)
         payload = {"connectorId": cid, "errorCode": code, "status": s}
         t = self.iso(stamp)
         if t is not None:
@@ -463,6 +484,8 @@ class ChargePoint:
                 c.auth = None
                 self._event("connection_timeout", {"connector": c.id})
                 self._status_changed(c, now)
+            if c.locking is not None and now >= c.locking:
+                self.lock_result(c.id, False, now)  # no feedback in time: a failed lock
             if c.tx is not None and c.next_sample is not None and now >= c.next_sample:
                 self._sample(c, now)
         if self.next_aligned is not None and self.offset is not None and now + self.offset >= self.next_aligned:
@@ -498,6 +521,9 @@ class ChargePoint:
             t.append(self.next_aligned - self.offset)
         for cid in self.unlocks:
             t.append(self.unlocks[cid][1])
+        for c in self.connectors[1:]:
+            if c.locking is not None:
+                t.append(c.locking)
         if self.reset is not None:
             t.append(self.reset[1])
         return min(t) if t else None
@@ -521,19 +547,27 @@ class ChargePoint:
 
     def _sample(self, c, now):
         interval = self.config.get("MeterValueSampleInterval")
-        c.next_sample = now + interval * 1000 if interval > 0 else None
+        if interval > 0:
+            # From the previous deadline, so late wake-ups do not drift the
+            # series (TC_036_CS/TC_070_CS check the spacing of timestamps).
+            nxt = c.next_sample + interval * 1000
+            c.next_sample = nxt if nxt > now else now + interval * 1000
+        else:
+            c.next_sample = None
         reading = self._fresh(c, now)
         if reading is None:
             return  # never send a stale reading as a fresh one
         tx = c.tx
         stamp = self.stamp(now)
         self.store.tx_meter(tx.local_id, tx.last_wh, stamp)
-        items = self.config.get_list("MeterValuesSampledData")
-        values = sampled_values(reading, items, "Sample.Periodic")
+        values = sampled_values(reading, self._measurands("MeterValuesSampledData"), "Sample.Periodic")
         if values:
             payload = {"connectorId": c.id, "transactionId": 0, "meterValue": [{"timestamp": stamp, "sampledValue": values}]}
             self.txq.enqueue("MeterValues", payload, tx.local_id, now)
         self._stop_data(tx, reading, "StopTxnSampledData", "Sample.Periodic", stamp)
+
+    def _measurands(self, key):
+        return self.config.get_list(key) or _DEFAULT_MEASURANDS
 
     def _stop_data(self, tx, reading, key, context, stamp):
         items = self.config.get_list(key)
@@ -561,7 +595,7 @@ class ChargePoint:
         """Clock-aligned readings (C16 §4.7): at multiples of the interval from midnight UTC."""
         stamp = self.next_aligned
         self._schedule_aligned(now)
-        items = self.config.get_list("MeterValuesAlignedData")
+        items = self._measurands("MeterValuesAlignedData")
         for c in self.connectors[1:]:
             reading = self._fresh(c, now)
             if reading is None:
@@ -589,11 +623,30 @@ class ChargePoint:
             self._try_start(c, now)
         else:
             c.ev_drawing = False
-            c.finishing = False
+            if not c.cable:
+                c.finishing = False
+            if c.fault is not None and c.fault[0] == LOCK_FAILURE:
+                c.fault = None  # the failed insertion is over
             if c.tx is not None:
                 self._ev_disconnected(c, now)
-            elif c.has_lock and self.config.get("UnlockConnectorOnEVSideDisconnect"):
+            elif c.has_lock and c.held_by is None and self.config.get("UnlockConnectorOnEVSideDisconnect"):
                 self.actions.append((A_LOCK, cid, False))
+        self._status_changed(c, now)
+        self._pump(now)
+
+    def cable(self, cid, present, now):
+        """Cable in the socket (proximity sense), for sockets that have one.
+
+        The pilot (plug) tells whether an EV is connected; a cable left in the
+        socket after the EV side was unplugged keeps the connector Finishing
+        until it is removed (C16 §4.9 Finishing: "the cable has not been
+        removed"). Connectors that never report this behave as fixed cables.
+        """
+        self.now = now
+        c = self.connectors[cid]
+        c.cable = present
+        if not present and not c.plugged:
+            c.finishing = False
         self._status_changed(c, now)
         self._pump(now)
 
@@ -618,6 +671,13 @@ class ChargePoint:
         """An RFID card (or any local idTag) presented."""
         self.now = now
         for c in self.connectors[1:]:
+            if c.held_by == id_tag and c.tx is None:
+                # The owner of a deauthorized session gets the cable back (C16 §4.8).
+                c.held_by = None
+                self.actions.append((A_LOCK, c.id, False))
+                self._pump(now)
+                return
+        for c in self.connectors[1:]:
             tx = c.tx
             if tx is not None and (cid is None or cid == c.id) and tx.id_tag == id_tag:
                 self._stop(c, REASON_LOCAL, now, id_tag)
@@ -625,11 +685,13 @@ class ChargePoint:
                 self._status_changed(c, now)
                 self._pump(now)
                 return
-        running = [c for c in self.connectors[1:] if c.tx is not None and (cid is None or cid == c.id)]
+        # Another card on a busy charger may stop a session that has a
+        # parentIdTag, if the card shares it (IdTagInfo.parentIdTag; OCTT TC_069_CS),
+        # which needs the card's idTagInfo. A session without a parentIdTag
+        # only stops for its own idTag: no Authorize.req then (TC_068_CS).
+        running = [c for c in self.connectors[1:] if c.tx is not None and c.tx.parent is not None and (cid is None or cid == c.id)]
         target = self._pick_connector(cid)
         if target is None and running:
-            # Another card on a busy charger: it may stop the session if it
-            # shares the parentIdTag (C16 §3.5.2), which needs its idTagInfo.
             self._authorize(id_tag, running[0].id, "stop", now)
         elif target is None:
             self._event("card_rejected", {"idTag": id_tag, "why": "no connector free"})
@@ -685,13 +747,14 @@ class ChargePoint:
         now = self.now
         c = self.connectors[cid]
         if purpose == "stop":
-            tx = c.tx
-            if status == ACCEPTED and tx is not None and parent is not None and parent == tx.parent:
-                self._stop(c, REASON_LOCAL, now, id_tag)
-                self._unlock_after_stop(c)
-                self._status_changed(c, now)
-            else:
-                self._event("card_rejected", {"idTag": id_tag, "why": "cannot stop this session"})
+            for c in self.connectors[1:]:
+                tx = c.tx
+                if status == ACCEPTED and tx is not None and parent is not None and parent == tx.parent:
+                    self._stop(c, REASON_LOCAL, now, id_tag)
+                    self._unlock_after_stop(c)
+                    self._status_changed(c, now)
+                    return
+            self._event("card_rejected", {"idTag": id_tag, "why": "cannot stop this session"})
             return
         if status != ACCEPTED:
             if c.auth is not None and c.auth[0] == id_tag and c.tx is None:
@@ -720,14 +783,19 @@ class ChargePoint:
             return
         c.starting = True
         if c.has_lock:
+            # The contactor closes only once the lock reports locked
+            # (IEC 61851-1; a failed lock is ConnectorLockFailure, C16 §7.6,
+            # and no transaction starts: OCTT TC_024_CS).
+            c.locking = now + UNLOCK_WAIT_MS
             self.actions.append((A_LOCK, c.id, True))
-        self.actions.append((A_RELAY, c.id, True))
+        else:
+            self.actions.append((A_RELAY, c.id, True))
 
     def relay_result(self, cid, closed, now):
         """Contactor feedback after A_RELAY: closed is what the aux contact says."""
         self.now = now
         c = self.connectors[cid]
-        if c.starting:
+        if c.starting and c.locking is None:
             c.starting = False
             if closed and c.auth is not None:
                 self._open_transaction(c, now)
@@ -771,10 +839,13 @@ class ChargePoint:
         if info.get("parentIdTag") is not None:
             c.tx.parent = info["parentIdTag"]
         if info.get("status") != ACCEPTED:
-            # C16 §5.? StopTransactionOnInvalidId: stop (DeAuthorized), or
+            # C16 §4.8 StopTransactionOnInvalidId: stop (DeAuthorized), or
             # only stop offering energy (SuspendedEVSE).
             c.tx.deauthorized = True
             if self.config.get("StopTransactionOnInvalidId"):
+                # The cable stays locked until the owner presents the idTag (C16 §4.8).
+                if c.has_lock:
+                    c.held_by = c.tx.id_tag
                 self._stop(c, "DeAuthorized", self.now, None)
             else:
                 self.actions.append((A_RELAY, c.id, False))
@@ -804,7 +875,7 @@ class ChargePoint:
         self.store.tx_closed(tx.local_id)
         c.tx = None
         c.next_sample = None
-        c.finishing = c.plugged
+        c.finishing = c.plugged or bool(c.cable)
         self.stats["stopped"] += 1
         self._event("transaction_stopped", {"connector": c.id, "localId": tx.local_id, "meterStop": wh, "reason": reason})
         if c.scheduled is not None:
@@ -815,13 +886,38 @@ class ChargePoint:
         if c.has_lock:
             self.actions.append((A_LOCK, c.id, False))
 
+    def stop_all(self, reason, now):
+        """End every running transaction with `reason` (C16 §7.36), e.g.
+        "PowerLoss" when the supply fails (with backup power, before going
+        down) or after a reboot for transactions restore() brought back, or
+        "EmergencyStop". The StopTransaction.req messages are queued like any
+        other; the cable stays locked (the charger decides when to release it).
+        """
+        self.now = now
+        for c in self.connectors[1:]:
+            if c.tx is not None:
+                self._stop(c, reason, now, None)
+                self._status_changed(c, now)
+        self._pump(now)
+
     def lock_result(self, cid, locked, now):
         """Lock feedback after A_LOCK."""
         self.now = now
-        if cid in self.unlocks and not locked:
-            self._unlock_done(cid, True)
+        c = self.connectors[cid]
+        if c.locking is not None:
+            c.locking = None
+            if locked and c.auth is not None and c.plugged and c.fault is None:
+                self.actions.append((A_RELAY, cid, True))
+            else:
+                c.starting = False
+                if not locked:
+                    c.auth = None
+                    c.fault = (LOCK_FAILURE, None)
+                    self._event("start_failed", {"connector": cid, "why": "connector lock failed"})
+                    self._status_changed(c, now)
+                self.actions.append((A_LOCK, cid, False))
         elif cid in self.unlocks:
-            self._unlock_done(cid, False)
+            self._unlock_done(cid, not locked)
         self._pump(now)
 
     def _unlock_done(self, cid, ok):
@@ -908,7 +1004,7 @@ class ChargePoint:
         c = self.connectors[cid]
         reading = self._fresh(c, now)
         key = "MeterValuesSampledData" if context == "Trigger" else "MeterValuesAlignedData"
-        values = sampled_values(reading, self.config.get_list(key), context) if reading else []
+        values = sampled_values(reading, self._measurands(key), context) if reading else []
         if not values:
             return False
         payload = {"connectorId": cid, "meterValue": [{"timestamp": self.iso(self.stamp(now)), "sampledValue": values}]}

@@ -31,8 +31,11 @@ def on_change_availability(cp, p):
             scheduled = True
             cp.store.availability(c.id, False)  # applies after a reboot too
         else:
+            # A new request replaces a scheduled one; persisting it again
+            # undoes the Inoperative already written for after a reboot.
+            was = c.scheduled
             c.scheduled = None
-            if c.operative != operative or cid == 0:
+            if c.operative != operative or cid == 0 or was is not None:
                 cp._set_available(c, operative)
     return {"status": "Scheduled" if scheduled else "Accepted"}
 
@@ -167,7 +170,7 @@ def on_reset(cp, p):
         if c.tx is not None:
             cp._stop(c, reason, cp.now, None)
             cp._status_changed(c, cp.now)
-    cp.reset = [hard, cp.now + (0 if hard else cpm._SOFT_RESET_DRAIN_MS)]
+    cp.reset = [hard, cp.now + (0 if hard else cpm.SOFT_RESET_DRAIN_MS)]
     cp._event("reset_requested", {"type": p["type"]})
     return ACCEPTED
 
@@ -178,10 +181,11 @@ def on_unlock_connector(cp, p):
     if cid < 1 or cid >= len(cp.connectors) or not cp.connectors[cid].has_lock:
         return {"status": "NotSupported"}
     c = cp.connectors[cid]
+    c.held_by = None
     if c.tx is not None:
         cp._stop(c, "UnlockCommand", cp.now, None)
         cp._status_changed(c, cp.now)
-    cp.unlocks[cid] = (cp.ep.current_id, cp.now + cpm._UNLOCK_WAIT_MS)
+    cp.unlocks[cid] = (cp.ep.current_id, cp.now + cpm.UNLOCK_WAIT_MS)
     cp.later.append((cpm.A_LOCK, cid, False))
     return rpc.DEFER
 
