@@ -260,31 +260,12 @@ class Journal:
             return
         f = self.fs.open(self.path, "rb")
         try:
-            sc = Scanner(f, size)
-            bad = sc.start()
-            if bad is not None:
-                on_problem(_problem(bad, None))
-            while True:
-                item = sc.next()
-                if item is None:
-                    break
-                if item[0] != "rec":
-                    on_problem(_problem(item, f))
-                    continue
-                try:
-                    rec = cbor.loads(item[2])
-                except cbor.CBORError as e:
-                    on_problem((P_CBOR, item[1], HEADER + len(item[2]), str(e)))
-                    continue
-                if type(rec) is not list or not rec or type(rec[0]) is not int:
-                    on_problem((P_CBOR, item[1], HEADER + len(item[2]), "not a [kind, ...] list"))
-                    continue
-                self.last_offset = item[1]
-                if rec[0] == K_BATCH:
-                    for sub in rec[1:]:
-                        yield sub
+            for item in read_records(f, size):
+                if item[0] == "rec":
+                    self.last_offset = item[1]
+                    yield item[3]
                 else:
-                    yield rec
+                    on_problem((item[3], item[1], item[2], item[4]))
         finally:
             f.close()
 
@@ -372,12 +353,38 @@ class Journal:
             self.fs.close(f)
 
 
-def _problem(item, f):
-    # ("bad", offset, length, cause) -> (cause, offset, length, text)
-    at, n, cause = item[1], item[2], item[3]
-    text = PROBLEM_NAMES[cause]
-    if f is not None and n:
-        f.seek(at)
-        head = f.read(n if n < 16 else 16)
-        text = text + "; starts " + "".join("%02x" % b for b in head)
-    return (cause, at, n, text)
+def read_records(f, size, loads=cbor.loads):
+    """Reads a journal file: yields ("rec", offset, length, record) for each
+    record (those of a batch share its frame) and ("bad", offset, length,
+    code, text) for each damaged region. loads decodes a body (the dump tool
+    passes cbor2's) and raises ValueError on bad data."""
+    sc = Scanner(f, size)
+    bad = sc.start()
+    if bad is not None:
+        yield ("bad", bad[1], bad[2], bad[3], PROBLEM_NAMES[bad[3]])
+    while True:
+        item = sc.next()
+        if item is None:
+            return
+        if item[0] != "rec":
+            at, n, code = item[1], item[2], item[3]
+            f.seek(at)
+            head = f.read(n if n < 16 else 16)
+            text = PROBLEM_NAMES[code] + "; starts " + "".join("%02x" % b for b in head)
+            yield ("bad", at, n, code, text)
+            continue
+        at, body = item[1], item[2]
+        n = HEADER + len(body)
+        try:
+            rec = loads(body)
+        except ValueError as e:
+            yield ("bad", at, n, P_CBOR, "%s: %s" % (PROBLEM_NAMES[P_CBOR], e))
+            continue
+        if type(rec) is not list or not rec or type(rec[0]) is not int:
+            yield ("bad", at, n, P_CBOR, PROBLEM_NAMES[P_CBOR] + ": not a [kind, ...] list")
+            continue
+        if rec[0] == K_BATCH:
+            for sub in rec[1:]:
+                yield ("rec", at, n, sub)
+        else:
+            yield ("rec", at, n, rec)

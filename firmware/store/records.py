@@ -348,10 +348,11 @@ def _pack(out, obj, depth):
 
 def unpack_payload(data):
     """The payload packed by pack_payload. Raises CBORError on bad data."""
-    return _unpack(cbor.loads(data))
+    return unintern(cbor.loads(data))
 
 
-def _unpack(obj):
+def unintern(obj):
+    """A decoded packed payload with field and value codes turned back into names."""
     t = type(obj)
     if t is dict:
         out = {}
@@ -368,13 +369,13 @@ def _unpack(obj):
                         raise cbor.CBORError("unknown value code %d" % v)
                     v = VALUES[v]
                 elif tv is list and len(v) == 1:
-                    v = _unpack(v[0])
+                    v = unintern(v[0])
                 elif tv is not str:
                     raise cbor.CBORError("bad value for " + k)
             else:
-                v = _unpack(v)
+                v = unintern(v)
             out[k] = v
         return out
     if t is list:
-        return [_unpack(v) for v in obj]
+        return [unintern(v) for v in obj]
     return obj
