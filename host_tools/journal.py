@@ -83,7 +83,10 @@ def _text(fields):
 def items(path):
     """Yields ("rec", offset, length, record) and ("bad", offset, length, code, text)."""
     with open(path, "rb") as f:
-        yield from J.read_records(f, os.path.getsize(path), cbor2.loads)
+        sc = J.Scanner(f, os.path.getsize(path))
+        yield from sc.records(cbor2.loads)
+        if sc.free:
+            yield ("free", sc.end, sc.free)
 
 
 def dump(path, as_json, out):
@@ -91,6 +94,10 @@ def dump(path, as_json, out):
     if not as_json:
         out.write("journal %s: %d bytes\n" % (path, os.path.getsize(path)))
     for it in items(path):
+        if it[0] == "free":
+            if not as_json:
+                out.write("@%-8d %5d  (free space: zeros)\n" % (it[1], it[2]))
+            continue
         if it[0] == "bad":
             problems += 1
             if as_json:
@@ -120,6 +127,8 @@ def parked(path, out):
     st = State()
     problems = 0
     for it in items(path):
+        if it[0] == "free":
+            continue
         if it[0] == "bad":
             problems += 1
             continue

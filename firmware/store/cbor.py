@@ -5,8 +5,8 @@
 # both sides with CBORError: tags (major type 6), indefinite lengths
 # (additional information 31), the reserved values 28-30, "undefined" and other
 # simple values. Decoding is strict: a truncated item, bytes after the item
-# (loads), invalid UTF-8, a duplicate map key and nesting deeper than
-# MAX_DEPTH are errors, so a corrupt journal record is never taken for data.
+# (loads), invalid UTF-8, a duplicate map key and more than MAX_DEPTH nested
+# lists/maps are errors, so a corrupt journal record is never taken for data.
 #
 # Floats are written in the shortest of half/single/double that gives the
 # value back exactly (RFC 8949 §4.2.2 preferred serialisation); NaN is written
@@ -58,8 +58,6 @@ def head(out, major, n):
 
 
 def _encode(out, obj, depth):
-    if depth > MAX_DEPTH:
-        raise CBORError("nesting deeper than %d" % MAX_DEPTH)
     t = type(obj)
     if t is str:
         b = obj.encode()
@@ -84,10 +82,14 @@ def _encode(out, obj, depth):
     elif t is float:
         _encode_float(out, obj)
     elif t is list or t is tuple:
+        if depth >= MAX_DEPTH:
+            raise CBORError("nesting deeper than %d" % MAX_DEPTH)
         head(out, 4, len(obj))
         for item in obj:
             _encode(out, item, depth + 1)
     elif t is dict:
+        if depth >= MAX_DEPTH:
+            raise CBORError("nesting deeper than %d" % MAX_DEPTH)
         head(out, 5, len(obj))
         for k in obj:
             tk = type(k)
@@ -192,32 +194,32 @@ class _Decoder:
         return struct.unpack_from(">Q", buf, p)[0]
 
     def item(self, depth):
-        if depth > MAX_DEPTH:
-            raise CBORError("nesting deeper than %d" % MAX_DEPTH)
-        self._need(1)
         buf = self.buf
         start = self.pos
+        if start >= self.end:
+            raise CBORError("truncated at byte %d" % start)
         ib = buf[start]
         self.pos = start + 1
         major = ib >> 5
         ai = ib & 0x1F
-        if ai >= 28:
-            if ai == 31:
-                if major == 7:
-                    raise CBORError("unexpected break at byte %d" % start)
-                if major in (2, 3, 4, 5):
-                    raise CBORError("indefinite length not supported at byte %d" % start)
+        if ai < 24:  # the argument is in the initial byte: the common case
+            n = ai
+        elif ai < 28:
+            if major == 7:
+                return self._simple(ai, start)
+            n = self._arg(ai)
+        elif ai == 31 and major == 7:
+            raise CBORError("unexpected break at byte %d" % start)
+        elif ai == 31 and 2 <= major <= 5:
+            raise CBORError("indefinite length not supported at byte %d" % start)
+        else:
             raise CBORError("reserved additional information at byte %d" % start)
-        if major == 7:
-            return self._simple(ai, start)
-        n = self._arg(ai)
         if major == 0:
             return n
-        if major == 1:
-            return -1 - n
-        if major == 2 or major == 3:
-            self._need(n)
+        if major == 3 or major == 2:
             p = self.pos
+            if n > self.end - p:
+                raise CBORError("truncated at byte %d" % p)
             self.pos = p + n
             if major == 2:
                 return bytes(buf[p : p + n])
@@ -225,25 +227,32 @@ class _Decoder:
                 return str(buf[p : p + n], "utf-8")
             except UnicodeError:
                 raise CBORError("invalid UTF-8 at byte %d" % start)
-        if major == 4:
-            self._need(n)  # every item takes at least one byte
-            out = []
-            for _ in range(n):
-                out.append(self.item(depth + 1))
-            return out
-        if major == 5:
+        if major == 4 or major == 5:
+            if depth >= MAX_DEPTH:
+                raise CBORError("nesting deeper than %d" % MAX_DEPTH)
+            depth += 1
+            if major == 4:
+                self._need(n)  # every item takes at least one byte
+                out = []
+                for _ in range(n):
+                    out.append(self.item(depth))
+                return out
             self._need(2 * n)
             out = {}
             for _ in range(n):
                 kpos = self.pos
-                k = self.item(depth + 1)
+                k = self.item(depth)
                 tk = type(k)
                 if tk is not str and tk is not int:
                     raise CBORError("map key must be str or int at byte %d" % kpos)
                 if k in out:
                     raise CBORError("duplicate map key at byte %d" % kpos)
-                out[k] = self.item(depth + 1)
+                out[k] = self.item(depth)
             return out
+        if major == 1:
+            return -1 - n
+        if major == 7:
+            return self._simple(ai, start)
         raise CBORError("tags not supported at byte %d" % start)
 
     def _simple(self, ai, start):

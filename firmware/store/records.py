@@ -313,7 +313,7 @@ def pack_payload(payload):
 def _pack(out, obj, depth):
     t = type(obj)
     if t is dict:
-        if depth > cbor.MAX_DEPTH:
+        if depth >= cbor.MAX_DEPTH:
             raise cbor.CBORError("nesting deeper than %d" % cbor.MAX_DEPTH)
         cbor.head(out, 5, len(obj))
         for k in obj:
@@ -337,7 +337,7 @@ def _pack(out, obj, depth):
             else:
                 _pack(out, v, depth + 1)
     elif t is list or t is tuple:
-        if depth > cbor.MAX_DEPTH:
+        if depth >= cbor.MAX_DEPTH:
             raise cbor.CBORError("nesting deeper than %d" % cbor.MAX_DEPTH)
         cbor.head(out, 4, len(obj))
         for v in obj:

@@ -237,8 +237,8 @@ _APPLY = {
 class Store:
     """A journal and the state it holds. Boot: store = Store(path); problems = store.load()."""
 
-    def __init__(self, path, sync=True, fs=None, compact_bytes=COMPACT_BYTES):
-        self.journal = jmod.Journal(path, sync, fs)
+    def __init__(self, path, sync=True, fs=None, compact_bytes=COMPACT_BYTES, prealloc=0):
+        self.journal = jmod.Journal(path, sync, fs, prealloc)
         self.state = State()
         self.problems = []
         self.compact_bytes = compact_bytes
@@ -306,7 +306,7 @@ class Store:
         self._compact_at = max(self.compact_bytes, 2 * self.journal.size())
 
     def _maybe_compact(self):
-        if self.journal.bytes > self._compact_at:
+        if self.journal.size() > self._compact_at:
             self.compact()
 
     def stats(self):

@@ -186,6 +186,16 @@ class StrictDecodingTest(unittest.TestCase):
         self.bad("9bffffffffffffffff", "truncated")
         self.bad("bb7fffffffffffffff", "truncated")
 
+    def test_nesting_limit_is_the_same_both_ways(self):
+        deep = 1
+        for _ in range(cbor.MAX_DEPTH):
+            deep = [deep]
+        self.assertEqual(cbor.loads(cbor.dumps(deep)), deep)
+        with self.assertRaises(cbor.CBORError):
+            cbor.dumps([deep])
+        with self.assertRaises(cbor.CBORError):
+            cbor.loads(b"\x81" + cbor.dumps(deep))
+
     def test_nesting_is_bounded(self):
         self.bad("81" * 40 + "01", "nesting")
         with self.assertRaises(cbor.CBORError):

@@ -116,6 +116,39 @@ class AppendReplayTest(JournalCase):
         self.assertEqual(replay(self.path), (RECORDS[:1], []))
 
 
+class PreallocTest(JournalCase):
+    def test_file_grows_in_zeroed_steps_and_frames_fill_them(self):
+        j = J.Journal(self.path, prealloc=256)
+        sizes = []
+        for r in RECORDS * 4:
+            j.append(r)
+            sizes.append(len(read_bytes(self.path)))
+        j.close()
+        self.assertEqual(sizes[0], 4 + 256)
+        self.assertTrue(all(s % 256 == 4 for s in sizes))
+        self.assertLess(j.stats()["bytes"], j.stats()["allocated"])
+        self.assertEqual(replay(self.path), (RECORDS * 4, []))
+
+    def test_a_reopened_journal_continues_after_its_last_frame(self):
+        j = J.Journal(self.path, prealloc=4096)
+        j.append_many(RECORDS[:3])
+        j.close()
+        j = J.Journal(self.path, prealloc=4096)
+        for r in RECORDS[3:]:
+            j.append(r)  # no replay first: it finds its end by itself
+        j.close()
+        self.assertEqual(replay(self.path), (RECORDS, []))
+        self.assertEqual(len(read_bytes(self.path)), 4 + 4096)
+
+    def test_a_frame_larger_than_the_step_still_fits(self):
+        j = J.Journal(self.path, prealloc=64)
+        big = [1, 1, 0, b"x" * 300, None, 0]
+        j.append(big)
+        j.append(RECORDS[0])
+        j.close()
+        self.assertEqual(replay(self.path), ([big, RECORDS[0]], []))
+
+
 class DamageTest(JournalCase):
     def test_every_torn_tail_keeps_everything_before_it(self):
         self.write(RECORDS)
@@ -135,14 +168,38 @@ class DamageTest(JournalCase):
             self.assertEqual(recs, [])
             self.assertEqual([p[0] for p in problems], [J.P_TORN])
 
-    def test_zeros_after_the_last_record_are_a_torn_tail(self):
-        self.write(RECORDS)
+    def test_zeros_after_the_last_record_are_free_space(self):
+        # What a preallocating journal leaves, and what ext4 may leave after a
+        # cut: not damage; the next frames overwrite the zeros.
+        self.write(RECORDS[:3])
         size = len(read_bytes(self.path))
         with open(self.path, "ab") as f:
             f.write(bytes(4096))
+        self.assertEqual(replay(self.path), (RECORDS[:3], []))
+        j = J.Journal(self.path)
+        list(j.replay(self.fail))
+        self.assertEqual(j.stats()["bytes"], size)
+        for r in RECORDS[3:]:
+            j.append(r)
+        j.close()
+        self.assertEqual(replay(self.path), (RECORDS, []))
+        self.assertEqual(len(read_bytes(self.path)), size + 4096)
+
+    def test_garbage_at_the_end_is_a_torn_tail_and_never_written_over(self):
+        self.write(RECORDS[:3])
+        size = len(read_bytes(self.path))
+        with open(self.path, "ab") as f:
+            f.write(b"\xa5\x00\x30" + bytes(100))
+        problems = []
+        j = J.Journal(self.path)
+        self.assertEqual(list(j.replay(problems.append)), RECORDS[:3])
+        self.assertEqual([(p[0], p[1], p[2]) for p in problems], [(J.P_TORN, size, 103)])
+        for r in RECORDS[3:]:
+            j.append(r)
+        j.close()
         recs, problems = replay(self.path)
         self.assertEqual(recs, RECORDS)
-        self.assertEqual([(p[0], p[1], p[2]) for p in problems], [(J.P_TORN, size, 4096)])
+        self.assertEqual([(p[0], p[1], p[2]) for p in problems], [(J.P_CRC, size, 103)])
 
     def test_any_flipped_bit_costs_only_its_own_record(self):
         self.write(RECORDS)
@@ -262,9 +319,11 @@ class PowerCutTest(JournalCase):
                     pass
                 yield at, torn
 
+    prealloc = 0
+
     def test_cut_during_the_first_append(self):
         def op(fs):
-            j = J.Journal(self.path, fs=fs)
+            j = J.Journal(self.path, fs=fs, prealloc=self.prealloc)
             try:
                 j.append(RECORDS[0])
             finally:
@@ -280,11 +339,11 @@ class PowerCutTest(JournalCase):
             self.assertTrue(all(p[0] == J.P_TORN for p in problems), (at, torn, problems))
 
     def test_cut_during_later_appends(self):
-        self.write(RECORDS[:2])
+        self.write(RECORDS[:2], prealloc=self.prealloc)
         base = read_bytes(self.path)
 
         def op(fs):
-            j = J.Journal(self.path, fs=fs)
+            j = J.Journal(self.path, fs=fs, prealloc=self.prealloc)
             try:
                 j.append(RECORDS[2])
                 j.append_many(RECORDS[3:])
@@ -309,3 +368,7 @@ class PowerCutTest(JournalCase):
             self.assertEqual(problems, [], (at, torn))
             self.assertTrue(recs == RECORDS or recs == live, (at, torn))
             self.assertEqual(os.listdir(self.dir), ["journal"], (at, torn))
+
+
+class PreallocPowerCutTest(PowerCutTest):
+    prealloc = 40  # small steps, so the appends cross them

@@ -361,6 +361,8 @@ class PowerCutTest(QueueCase):
     restart the queue and the open transactions are exactly as they were
     after the last write that completed (or the one being written)."""
 
+    prealloc = 0
+
     def scenario(self, store, q):
         clock = FakeClock(0)
         local = store.open_tx(1, "TAG", 100, 1000)
@@ -393,7 +395,7 @@ class PowerCutTest(QueueCase):
 
     def run_scenario(self, fs, snaps):
         # Runs the scenario; snaps gets the state after each completed write.
-        s = Store(self.path, fs=fs, compact_bytes=300)
+        s = Store(self.path, fs=fs, compact_bytes=300, prealloc=self.prealloc)
         try:
             s.load()
             q = TxQueue(s, 3, 60)
@@ -443,3 +445,7 @@ class PowerCutTest(QueueCase):
                 s.close()
                 self.assertEqual(snaps, ref[: done + 1])
                 self.assertTrue(got in ref[done : done + 2], "step %d torn %d: %d writes done" % (at, torn, done))
+
+
+class PreallocPowerCutTest(PowerCutTest):
+    prealloc = 128
