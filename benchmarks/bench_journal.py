@@ -69,8 +69,8 @@ def typical_records(n):
             wh += 180.5
             seq += 1
             out.append([R.K_METER, local, wh, 1714557600 + 60 * minute])
-            out.append([R.K_QUEUED, seq, R.action_code("MeterValues"), R.pack_payload(meter_payload(connector, wh, minute)),
-                        local, 0])
+            payload = R.pack_payload(meter_payload(connector, wh, minute))
+            out.append([R.K_QUEUED, seq, R.action_code("MeterValues"), payload, local, 0])
             out.append([R.K_SENT, seq])
             out.append([R.K_DELIVERED, seq])
         seq += 1
@@ -181,9 +181,11 @@ def recovery(recs):
 
 MP_APPEND = """
 import sys, gc, time
-sys.path.insert(0, ".")
+sys.path.insert(0, "%(lib)s")
 from firmware.store.journal import Journal
 from firmware.store import records as R
+from firmware.store.state import Store
+from firmware.store.txqueue import TxQueue
 j = Journal(sys.argv[1])
 n = int(sys.argv[2])
 gc.collect()
@@ -204,10 +206,21 @@ j.close()
 print(n * 1000000 // dt)
 """
 
+MP_IMPORT = """
+import sys
+sys.path.insert(0, "%(lib)s")
+from firmware.store.state import Store
+from firmware.store.txqueue import TxQueue
+import gc
+gc.collect()
+print(gc.mem_alloc())
+"""
+
 MP_RECOVER = """
 import sys, gc, time
-sys.path.insert(0, ".")
+sys.path.insert(0, "%(lib)s")
 from firmware.store.state import Store
+from firmware.store.txqueue import TxQueue
 gc.collect()
 base = gc.mem_alloc()
 s = Store(sys.argv[1], compact_bytes=1 << 30)
@@ -219,11 +232,33 @@ print(dt, len(problems), gc.mem_alloc() - base)
 """
 
 
+def tool(name):
+    exe = os.path.join(os.path.dirname(sys.executable), name)
+    return exe if os.path.exists(exe) else shutil.which(name)
+
+
+MODULES = ("firmware/__init__", "firmware/compat", "firmware/store/__init__", "firmware/store/cbor",
+           "firmware/store/journal", "firmware/store/records", "firmware/store/state", "firmware/store/txqueue")
+
+
+def compile_mpy():
+    # The store modules as .mpy files, as a device loads them (no compiler run
+    # on the heap); frozen into the firmware image they would not use the heap
+    # for bytecode and constant tables at all.
+    lib = os.path.join(WORK, "mpy")
+    for name in MODULES:
+        out = os.path.join(lib, name + ".mpy")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        subprocess.run([tool("mpy-cross"), "-o", out, os.path.join(ROOT, name + ".py")], check=True)
+    return lib
+
+
+LIB = None
+
+
 def mp(script, *args, heap=None):
-    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if not os.path.exists(exe):
-        exe = shutil.which("micropython")
-    cmd = [exe] + (["-X", "heapsize=%d" % heap] if heap else []) + ["-c", script] + list(args)
+    cmd = [tool("micropython")] + (["-X", "heapsize=%d" % heap] if heap else [])
+    cmd += ["-c", script % {"lib": LIB}] + list(args)
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
 
 
@@ -288,13 +323,20 @@ def main():
     print("recovery of %d records (%d KiB): CPython Store.load %.1f ms; SQLite SELECT+json.loads %.1f ms;"
           " ratio %.2fx" % (N_RECOVER, os.path.getsize(path) // 1024, t_py * 1000, t_sq * 1000, t_py / t_sq))
 
+    global LIB
+    LIB = compile_mpy()
+    out = mp(MP_IMPORT)
+    base_heap = min_heap(MP_IMPORT)
+    print("MicroPython (unix port, 64-bit; store modules as .mpy): heap after importing them %s KiB;"
+          " smallest heap that imports them %d KiB (the baseline below)" % (int(out.stdout) // 1024, base_heap // 1024))
     out = mp(MP_RECOVER, path)
     if out.returncode == 0:
         us, problems, retained = (int(x) for x in out.stdout.split())
         print("recovery of %d records on MicroPython (unix port): %.1f ms; ratio to CPython %.2fx;"
               " state kept on the heap %d bytes" % (N_RECOVER, us / 1000, us / 1e6 / t_py, retained))
         heap = min_heap(MP_RECOVER, path)
-        print("MicroPython smallest heap to replay %d records: %d KiB" % (N_RECOVER, heap // 1024))
+        print("MicroPython smallest heap to replay %d records: %d KiB (baseline + %d KiB)"
+              % (N_RECOVER, heap // 1024, (heap - base_heap) // 1024))
     else:
         print("MicroPython recovery failed:", out.stderr.strip())
 
@@ -303,7 +345,8 @@ def main():
         print("MicroPython appends/s with fsync (1200 records: meter, queued MeterValues, sent, delivered): %s;"
               " ratio to CPython journal %.2fx" % (out.stdout.strip(), int(out.stdout) / med["journal"]))
         heap = min_heap(MP_APPEND, fresh("mp-append"), "200")
-        print("MicroPython smallest heap to pack and append records: %d KiB" % (heap // 1024))
+        print("MicroPython smallest heap to pack and append records: %d KiB (baseline + %d KiB)"
+              % (heap // 1024, (heap - base_heap) // 1024))
     else:
         print("MicroPython append failed:", out.stderr.strip())
     shutil.rmtree(WORK, ignore_errors=True)

@@ -171,27 +171,25 @@ class _Decoder:
         if n > self.end - self.pos:
             raise CBORError("truncated at byte %d" % self.pos)
 
-    def _arg(self, ai):
-        # The argument of a head whose additional information is ai (< 28).
-        if ai < 24:
-            return ai
-        buf = self.buf
+    def _take(self, n):
+        # Position of the next n bytes, which are consumed.
         p = self.pos
+        if n > self.end - p:
+            raise CBORError("truncated at byte %d" % p)
+        self.pos = p + n
+        return p
+
+    def _arg(self, ai):
+        # The argument of a head whose additional information is 24..27.
+        buf = self.buf
         if ai == 24:
-            self._need(1)
-            self.pos = p + 1
-            return buf[p]
+            return buf[self._take(1)]
         if ai == 25:
-            self._need(2)
-            self.pos = p + 2
+            p = self._take(2)
             return (buf[p] << 8) | buf[p + 1]
         if ai == 26:
-            self._need(4)
-            self.pos = p + 4
-            return struct.unpack_from(">I", buf, p)[0]
-        self._need(8)
-        self.pos = p + 8
-        return struct.unpack_from(">Q", buf, p)[0]
+            return struct.unpack_from(">I", buf, self._take(4))[0]
+        return struct.unpack_from(">Q", buf, self._take(8))[0]
 
     def item(self, depth):
         buf = self.buf
@@ -217,10 +215,7 @@ class _Decoder:
         if major == 0:
             return n
         if major == 3 or major == 2:
-            p = self.pos
-            if n > self.end - p:
-                raise CBORError("truncated at byte %d" % p)
-            self.pos = p + n
+            p = self._take(n)
             if major == 2:
                 return bytes(buf[p : p + n])
             try:
@@ -263,19 +258,13 @@ class _Decoder:
         if ai == 22:
             return None
         buf = self.buf
-        p = self.pos
         if ai == 25:
-            self._need(2)
-            self.pos = p + 2
+            p = self._take(2)
             return _half_value((buf[p] << 8) | buf[p + 1])
         if ai == 26:
-            self._need(4)
-            self.pos = p + 4
-            return struct.unpack_from(">f", buf, p)[0]
+            return struct.unpack_from(">f", buf, self._take(4))[0]
         if ai == 27:
-            self._need(8)
-            self.pos = p + 8
-            return struct.unpack_from(">d", buf, p)[0]
+            return struct.unpack_from(">d", buf, self._take(8))[0]
         raise CBORError("unsupported simple value at byte %d" % start)
 
 

@@ -276,22 +276,16 @@ VALUES = (
     "TamperDetectionActivated",
 )
 
-_KEY_INDEX = {}
-for _i in range(len(KEYS)):
-    _KEY_INDEX[KEYS[_i]] = _i
-_VALUE_INDEX = {}
-for _i in range(len(VALUES)):
-    _VALUE_INDEX[VALUES[_i]] = _i
-_ENUM = {}
-for _k in ENUM_KEYS:
-    _ENUM[_k] = True
-_ACTION_INDEX = {}
-for _i in range(len(ACTIONS)):
-    _ACTION_INDEX[ACTIONS[_i]] = _i
+
+def _index(table, item):
+    # Position of item in a table, or None. A scan, not an index dict: the
+    # tables stay in flash when the module is frozen, and packing happens
+    # once per queued message.
+    return table.index(item) if item in table else None
 
 
 def action_code(action):
-    code = _ACTION_INDEX.get(action)
+    code = _index(ACTIONS, action)
     return action if code is None else code
 
 
@@ -319,14 +313,14 @@ def _pack(out, obj, depth):
         for k in obj:
             if type(k) is not str:
                 raise ValueError("payload keys must be strings")
-            ik = _KEY_INDEX.get(k)
+            ik = _index(KEYS, k)
             if ik is None:
                 cbor.dump_into(out, k)
             else:
                 cbor.head(out, 0, ik)
             v = obj[k]
-            if k in _ENUM:
-                iv = _VALUE_INDEX.get(v) if type(v) is str else None
+            if k in ENUM_KEYS:
+                iv = _index(VALUES, v) if type(v) is str else None
                 if iv is not None:
                     cbor.head(out, 0, iv)
                 elif type(v) is str:
@@ -362,7 +356,7 @@ def unintern(obj):
                 if not 0 <= k < len(KEYS):
                     raise cbor.CBORError("unknown field code %d" % k)
                 k = KEYS[k]
-            if k in _ENUM:
+            if k in ENUM_KEYS:
                 tv = type(v)
                 if tv is int:
                     if not 0 <= v < len(VALUES):

@@ -8,9 +8,6 @@ import sys
 
 import pytest
 
-from firmware.store import journal as J
-from firmware.store.state import Store
-from firmware.store.txqueue import TxQueue
 from tests.support import micropython_binary, repo_root
 
 START = {"connectorId": 1, "idTag": "TAG", "meterStart": 100, "timestamp": "2024-05-01T10:00:00Z"}
@@ -45,9 +42,9 @@ s.close()
 READER = """
 import sys
 sys.path.insert(0, ".")
-from firmware.store.state import Store
 from firmware.compat import json_dumps
 from firmware.store.records import unpack_payload
+from firmware.store.state import Store
 s = Store(sys.argv[1])
 problems = s.load()
 snap = s.state.snapshot()

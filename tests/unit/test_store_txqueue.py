@@ -1,6 +1,5 @@
 import unittest
 
-from firmware.store import records as R
 from firmware.store.state import Store
 from firmware.store.txqueue import PARKED, RETRY, TxQueue
 from tests.store_helpers import ALL, HALF, NONE, CrashFiles, PowerCut, remove_tree, scratch_dir
