@@ -343,16 +343,16 @@ class Journal:
     def _handle(self):
         if self._f is None:
             fs = self.fs
-            if self.alloc < len(MAGIC):
+            if self.end is None and self.alloc >= len(MAGIC):
+                for _ in self.replay(lambda p: None):  # finds the end of the data
+                    pass
+            if self.end is None or self.end < len(MAGIC):  # no file, or nothing valid in it
                 self._f = fs.open(self.path, "wb")
                 fs.write(self._f, MAGIC)
                 fs.sync(self._f)
                 fs.sync_dir(self.path)
                 self.alloc = self.end = len(MAGIC)
             else:
-                if self.end is None:
-                    for _ in self.replay(lambda p: None):
-                        pass
                 self._f = fs.open(self.path, "r+b")
         return self._f
 

@@ -185,6 +185,13 @@ class DamageTest(JournalCase):
         self.assertEqual(replay(self.path), (RECORDS, []))
         self.assertEqual(len(read_bytes(self.path)), size + 4096)
 
+    def test_a_file_of_zeros_is_started_afresh(self):
+        write_bytes(self.path, bytes(512))
+        recs, problems = replay(self.path)
+        self.assertEqual((recs, [p[0] for p in problems]), ([], [J.P_MAGIC]))
+        self.write(RECORDS)
+        self.assertEqual(replay(self.path), (RECORDS, []))
+
     def test_garbage_at_the_end_is_a_torn_tail_and_never_written_over(self):
         self.write(RECORDS[:3])
         size = len(read_bytes(self.path))
@@ -263,6 +270,16 @@ class DamageTest(JournalCase):
         recs, problems = replay(self.path)
         self.assertEqual(recs, RECORDS[:2] + RECORDS[3:])
         self.assertEqual([p[0] for p in problems], [J.P_CRC])
+
+
+class Crc32Test(unittest.TestCase):
+    def test_the_fallback_matches_binascii(self):
+        from firmware.compat import crc32, crc32_py
+
+        for data in (b"", b"a", b"123456789", bytes(range(256)) * 3):
+            self.assertEqual(crc32_py(data), crc32(data) & 0xFFFFFFFF)
+            self.assertEqual(crc32_py(data[5:], crc32_py(data[:5])), crc32(data) & 0xFFFFFFFF)
+        self.assertEqual(crc32_py(b"123456789"), 0xCBF43926)
 
 
 class CompactionTest(JournalCase):
