@@ -38,6 +38,17 @@ if IS_MICROPYTHON:
         # writes the littlefs/FAT cache to flash, which is all they offer.
         f.flush()
 
+    def flush(f):
+        # Hand written data to the OS without forcing it to the medium. The
+        # unix port writes unbuffered and its flush() is an fsync, and on
+        # bare-metal ports the next fsync() carries the data: nothing to do.
+        pass
+
+    def fsync_dir(path):
+        # No directory handles: littlefs commits a rename atomically in its
+        # metadata log; FAT offers nothing better.
+        pass
+
     mem_alloc = gc.mem_alloc
     mem_free = gc.mem_free
     collect = gc.collect
@@ -80,6 +91,17 @@ else:
         f.flush()
         os.fsync(f.fileno())
 
+    def flush(f):
+        f.flush()
+
+    def fsync_dir(path):
+        # Makes a rename or a new file in the directory durable (POSIX).
+        fd = os.open(path or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def mem_alloc():
         return 0
 
@@ -94,6 +116,33 @@ else:
 
 
 json_loads = json.loads
+
+_CRC_TABLE = None
+
+
+def crc32_py(data, crc=0):
+    # zlib's CRC-32 (reflected 0xEDB88320), for ports built without
+    # MICROPY_PY_BINASCII_CRC32; the table is built on first use.
+    global _CRC_TABLE
+    if _CRC_TABLE is None:
+        table = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+            table.append(c)
+        _CRC_TABLE = table
+    t = _CRC_TABLE
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+try:
+    from binascii import crc32
+except ImportError:
+    crc32 = crc32_py
 
 
 class Monotonic:
