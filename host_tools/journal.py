@@ -38,6 +38,7 @@ FIELDS = {
     R.K_DROPPED: ("seq",),
     R.K_COUNTERS: ("next_seq", "next_local_tx"),
     R.K_RELEASED: ("seq",),
+    R.K_AUTH: ("id_tag", "entry"),
 }
 TIME_FIELDS = ("start_time", "time")
 

@@ -19,6 +19,9 @@
 #   K_DROPPED   [12, seq]       dropped by the size bound (MeterValues only)
 #   K_COUNTERS  [13, next_seq, next_local_tx]    written first by compaction
 #   K_RELEASED  [14, seq]       a parked message exported and released
+#   K_AUTH      [15, id_tag, entry]  authorization cache entry (None: forget
+#                 it; id_tag None: clear the cache). entry = [status,
+#                 expiry_ms or None, parent_id_tag or None, last_use]
 # (kind 0 is the journal's own K_BATCH). Times are what the agent passes in
 # (integer UTC epoch seconds recommended). New kinds get new numbers; these
 # tables only ever grow, because journals written today are read tomorrow.
@@ -40,6 +43,7 @@ K_ATTEMPT = const(11)
 K_DROPPED = const(12)
 K_COUNTERS = const(13)
 K_RELEASED = const(14)
+K_AUTH = const(15)
 
 KIND_NAMES = (
     "batch",
@@ -57,6 +61,7 @@ KIND_NAMES = (
     "dropped",
     "counters",
     "released",
+    "auth_cache",
 )
 
 ACTIONS = (

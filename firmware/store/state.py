@@ -20,6 +20,7 @@ class State:
     sent[seq]       = True: the CSMS may have it (a try went out, unanswered or timed out)
     availability[connector] = True (Operative) / False (Inoperative)
     config[key]     = value
+    cache[id_tag]   = authorization cache entry (see records.K_AUTH)
     """
 
     def __init__(self):
@@ -30,6 +31,7 @@ class State:
         self.sent = {}
         self.availability = {}
         self.config = {}
+        self.cache = {}
         self.next_seq = 1
         self.next_local = 1
         self.queue_bytes = 0  # payload bytes + overhead of every queued or parked message
@@ -70,6 +72,7 @@ class State:
             "sent": sorted(self.sent),
             "availability": dict(self.availability),
             "config": dict(self.config),
+            "cache": dict((k, list(v)) for k, v in self.cache.items()),
             "next_seq": self.next_seq,
             "next_local": self.next_local,
             "queue_bytes": self.queue_bytes,
@@ -82,6 +85,8 @@ class State:
             yield [R.K_CONFIG, key, self.config[key]]
         for c in self.availability:
             yield [R.K_AVAIL, c, self.availability[c]]
+        for tag in self.cache:
+            yield [R.K_AUTH, tag, self.cache[tag]]
         for local in self.open:
             o = self.open[local]
             yield [R.K_TX_OPEN, local, o[0], o[1], o[2], o[3]]
@@ -182,6 +187,15 @@ def _config(st, rec):
         st.config[rec[1]] = rec[2]
 
 
+def _auth(st, rec):
+    if rec[1] is None:
+        st.cache = {}
+    elif rec[2] is None:
+        st.cache.pop(rec[1], None)
+    else:
+        st.cache[rec[1]] = rec[2]
+
+
 def _parked(st, rec):
     m = st.msgs.get(rec[1])
     if m is None:
@@ -231,6 +245,7 @@ _APPLY = {
     R.K_DROPPED: _removed,
     R.K_COUNTERS: _counters,
     R.K_RELEASED: _removed,
+    R.K_AUTH: _auth,
 }
 
 
@@ -295,6 +310,10 @@ class Store:
 
     def set_availability(self, connector, operative):
         self.write([R.K_AVAIL, connector, bool(operative)])
+
+    def set_auth(self, id_tag, entry):
+        """Remembers an authorization cache entry (None forgets it; id_tag None clears all)."""
+        self.write([R.K_AUTH, id_tag, entry])
 
     def set_config(self, key, value):
         """Records a changed configuration value; None returns the key to its default."""

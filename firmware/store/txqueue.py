@@ -74,13 +74,18 @@ class TxQueue:
 
     # -- agent -> queue -------------------------------------------------------
 
-    def enqueue(self, action, payload, local_tx, now_ms):
+    def enqueue(self, action, payload, local_tx, now_ms, pre=None, post=None):
         """Persists a message (synced) and returns its seq. local_tx ties it to
-        a transaction for the transactionId (None: not tied)."""
+        a transaction for the transactionId (None: not tied). pre/post: records
+        written in the same atomic frame before/after it (the transaction it
+        opens, the close it means), so a power cut never splits them."""
         st = self.state
         seq = st.next_seq
         data = R.pack_payload(payload)
-        recs = [[R.K_QUEUED, seq, R.action_code(action), data, local_tx, 0]]
+        recs = list(pre) if pre else []
+        recs.append([R.K_QUEUED, seq, R.action_code(action), data, local_tx, 0])
+        if post:
+            recs.extend(post)
         victims = self._victims(len(data) + ENTRY_OVERHEAD)
         for s in victims:
             recs.append([R.K_DROPPED, s])

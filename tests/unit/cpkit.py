@@ -4,6 +4,9 @@
 from firmware.compat import json_loads, json_dumps
 from firmware.ocpp.v16 import chargepoint as cpm
 from firmware.ocpp.v16.config import Config
+from firmware.store.state import Store
+from firmware.store.txqueue import TxQueue
+from tests.store_helpers import scratch_dir, remove_tree
 
 V16_ACTIONS = (
     "Authorize BootNotification CancelReservation ChangeAvailability ChangeConfiguration ClearCache "
@@ -28,125 +31,27 @@ def _tables():
         return dict((a, (None, None)) for a in V16_ACTIONS), (lambda node, value: None)
 
 
-class MemStore:
-    def __init__(self):
-        self.records = []
-        self.cache = {}  # idTag -> entry, as the journal keeps it
-
-    def tx_opened(self, local_id, cid, id_tag, wh, stamp):
-        self.records.append(("open", local_id, cid, id_tag, wh, stamp))
-
-    def tx_meter(self, local_id, wh, stamp):
-        self.records.append(("meter", local_id, wh, stamp))
-
-    def tx_closed(self, local_id):
-        self.records.append(("closed", local_id))
-
-    def availability(self, cid, operative):
-        self.records.append(("availability", cid, operative))
-
-    def config(self, key, value):
-        self.records.append(("config", key, value))
-
-    def auth_cache(self, id_tag, entry):
-        self.records.append(("cache", id_tag))
-        if id_tag is None:
-            self.cache = {}
-        else:
-            self.cache[id_tag] = list(entry)
-
-    def state(self):
-        """What a journal replay hands to ChargePoint.restore() after a reboot."""
-        opened = {}
-        avail = {}
-        config = {}
-        next_id = 1
-        for r in self.records:
-            kind = r[0]
-            if kind == "open":
-                opened[r[1]] = cpm.Transaction(r[1], r[2], r[3], None, r[4], r[5])
-                next_id = max(next_id, r[1] + 1)
-            elif kind == "meter" and r[1] in opened:
-                opened[r[1]].last_wh = r[2]
-            elif kind == "closed":
-                opened.pop(r[1], None)
-            elif kind == "availability":
-                avail[r[1]] = r[2]
-            elif kind == "config":
-                config[r[1]] = r[2]
-        cache = {}
-        for k in self.cache:
-            cache[k] = list(self.cache[k])
-        return {"open": [opened[k] for k in sorted(opened)], "availability": avail, "config": config, "cache": cache, "next_local_id": next_id}
+_last_dir = [None]
 
 
-class MemTxQueue:
-    """Stand-in for firmware.store.txqueue with the same contract."""
+def _fresh_store_dir():
+    # One scratch journal per Bench; the previous one is removed (tests run
+    # one after another), so build/ does not grow with the suite.
+    if _last_dir[0] is not None:
+        try:
+            remove_tree(_last_dir[0])
+        except OSError:
+            pass
+    _last_dir[0] = scratch_dir()
+    return _last_dir[0]
 
-    def __init__(self, attempts=3, interval_s=60):
-        self.items = []  # [seq, action, payload, local_id, sends, next_ms]
-        self.inflight = None
-        self.ids = {}
-        self.seq = 0
-        self.attempts = attempts
-        self.interval_ms = interval_s * 1000
-        self.parked = []
-        self.given_up = set()
 
-    def enqueue(self, action, payload, local_id, now):
-        self.seq += 1
-        self.items.append([self.seq, action, payload, local_id, 0, now])
-        return self.seq
-
-    def next_due(self, now, online):
-        if not self.items or self.inflight is not None or not online:
-            return None
-        it = self.items[0]
-        if now < it[5]:
-            return None
-        p = dict(it[2])
-        if "transactionId" in p:
-            p["transactionId"] = self.ids.get(it[3], -1)
-        return it[0], it[1], p, it[4] + 1, it[3]
-
-    def sent(self, seq, now):
-        self.inflight = seq
-        self.items[0][4] += 1
-
-    def on_result(self, seq, payload, now):
-        it = self.items.pop(0)
-        self.inflight = None
-        if it[1] == "StartTransaction":
-            self.ids[it[3]] = payload["transactionId"]
-
-    def on_error(self, seq, now):
-        self.inflight = None
-        it = self.items[0]
-        if it[4] >= self.attempts:
-            self.parked.append(self.items.pop(0))
-        else:
-            it[5] = now + self.interval_ms * it[4]
-
-    def on_lost(self, seq, now):
-        self.inflight = None
-        self.items[0][4] -= 1
-
-    def wake_at(self):
-        if not self.items or self.inflight is not None:
-            return None
-        return self.items[0][5]
-
-    def tx_id(self, local_id):
-        return self.ids.get(local_id)
-
-    def rebooted(self):
-        """After a reboot: an unanswered send counts as lost, and retry
-        deadlines from the old boot's clock no longer apply."""
-        if self.inflight is not None:
-            self.items[0][4] -= 1
-            self.inflight = None
-        for it in self.items:
-            it[5] = 0
+def open_store(path):
+    """The journal-backed store and queue, as the agent opens them at boot.
+    Unsynced: these tests are about behaviour; durability has its own tests."""
+    store = Store(path + "/journal.bin", sync=False)
+    store.load()
+    return store, TxQueue(store)
 
 
 class Bench:
@@ -154,8 +59,8 @@ class Bench:
 
     def __init__(self, connectors=1, overrides=None, wall=T0, auto_hw=True, fixed_cable=False):
         self.now = 0
-        self.store = MemStore()
-        self.txq = MemTxQueue()
+        self.dir = _fresh_store_dir()
+        self.store, self.txq = open_store(self.dir)
         self.connectors = connectors
         self.overrides = overrides
         self.fixed_cable = fixed_cable
@@ -194,13 +99,13 @@ class Bench:
         before the reboot are dropped from `sent`."""
         wall = self.cp.wall(self.now)
         self.sent = []
-        if hasattr(self.txq, "rebooted"):
-            self.txq.rebooted()
+        self.store.close()
+        self.store, self.txq = open_store(self.dir)
         self.now = 0
         self.relays = {}
         self.locks = {}
         self.cp = self._make_cp(wall)
-        self.cp.restore(self.store.state(), 0)
+        self.cp.restore(0)
         self.drain()
 
     # -- plumbing --

@@ -85,7 +85,7 @@ class ConfigurationCases(unittest.TestCase):
         conf = b.call("GetConfiguration", {"key": ["MeterValueSampleInterval"]}, "g1")
         self.assertEqual(conf[2]["configurationKey"], [{"key": "MeterValueSampleInterval", "readonly": False, "value": "15"}])
         # Persisted, and in effect for the next transaction.
-        self.assertIn(("config", "MeterValueSampleInterval", 15), b.store.records)
+        self.assertEqual(b.store.state.config["MeterValueSampleInterval"], 15)
         b.charging()
         b.take()
         b.meter_run(15000)
@@ -109,7 +109,7 @@ class ConfigurationCases(unittest.TestCase):
         conf = b.call("GetConfiguration", {"key": ["MeterValueSampleInterval", "NumberOfConnectors"]}, "g1")
         got = keyed(conf)
         self.assertEqual((got["MeterValueSampleInterval"]["value"], got["NumberOfConnectors"]["value"]), ("60", "1"))
-        self.assertEqual([r for r in b.store.records if r[0] == "config"], [])
+        self.assertEqual(b.store.state.config, {})
 
 
 class CacheAndDataTransferCases(unittest.TestCase):
@@ -120,6 +120,7 @@ class CacheAndDataTransferCases(unittest.TestCase):
         # Step 1: Preparing; the idTag is now in the cache.
         self.assertEqual(b.status_frames(), [(1, "Preparing", "NoError")])
         self.assertIn("TAG1", b.cp.cache.entries)
+        self.assertIn("TAG1", b.store.state.cache)
         b.take()
         # Step 3: Available again after ConnectionTimeOut.
         b.advance(20000)
@@ -129,7 +130,7 @@ class CacheAndDataTransferCases(unittest.TestCase):
         conf = b.call("ClearCache", {}, "c1")
         self.assertEqual(conf[2], {"status": "Accepted"})
         self.assertEqual(b.cp.cache.entries, {})
-        self.assertEqual(b.store.records[-1], ("cache", None))
+        self.assertEqual(b.store.state.cache, {})
         # Step 7: the same card now needs an Authorize.req.
         b.take()
         b.card("TAG1")

@@ -103,7 +103,8 @@ class TablesTest(unittest.TestCase):
     def test_kind_names_match_kind_numbers(self):
         self.assertEqual(R.KIND_NAMES[R.K_QUEUED], "queued")
         self.assertEqual(R.KIND_NAMES[R.K_RELEASED], "released")
-        self.assertEqual(len(R.KIND_NAMES), R.K_RELEASED + 1)
+        self.assertEqual(R.KIND_NAMES[R.K_AUTH], "auth_cache")
+        self.assertEqual(len(R.KIND_NAMES), R.K_AUTH + 1)
 
     def test_tables_only_grow(self):
         for table, n, crc in PINNED:

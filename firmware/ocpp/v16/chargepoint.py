@@ -24,6 +24,9 @@ from firmware.ocpp.v16 import status as st
 from firmware.ocpp.v16.auth import AuthCache, ACCEPTED
 from firmware.ocpp.v16.config import Config
 from firmware.ocpp.v16.meter import sampled_values, energy_wh
+from firmware.store import records as R
+from firmware.store.recovery import recover, RESUME
+from firmware.store.txqueue import PARKED
 
 A_SEND = const(0)
 A_RELAY = const(1)
@@ -130,7 +133,6 @@ class ChargePoint:
         self.status_dirty = {}  # connectorId -> True: send its status
         self.unlocks = {}  # connectorId -> (msg_id, deadline_ms)
         self.reset = None  # [hard, deadline_ms]
-        self.next_local_id = 1
         self.vendors = {}  # DataTransfer: vendorId -> {messageId: fn(data) -> (status, data)}
         self.handlers = _handlers(self)
         self.stats = {"started": 0, "stopped": 0}
@@ -164,24 +166,56 @@ class ChargePoint:
 
     # ---- restoring state from the journal --------------------------------------
 
-    def restore(self, state, now):
-        """Apply what the journal kept: availability, configuration, the cache,
-        open transactions (the caller decides PowerLoss or resume first)."""
-        for key in state.get("config", {}):
-            self.config.load(key, state["config"][key])
-        avail = state.get("availability", {})
-        for cid in avail:
+    def restore(self, now, session_alive=None, reason="PowerLoss"):
+        """Boot: apply what the journal kept (configuration, availability, the
+        authorization cache) and settle the transactions that were open.
+
+        session_alive(connector) -> bool says whether the hardware still runs
+        that session (controller restart with the contactor closed); those
+        resume. The others end with `reason` (PowerLoss; "Reboot" after a
+        restart without power loss), meterStop = the last persisted reading
+        and its time (firmware/store/recovery.py), queued like any Stop and
+        sent once BootNotification is accepted (C16 §4.2, C16E §3.36)."""
+        self.now = now
+        state = self.store.state
+        for key in state.config:
+            self.config.load(key, state.config[key])
+        for cid in state.availability:
             if cid == 0:
-                self.cp_operative = avail[cid]
+                self.cp_operative = state.availability[cid]
             elif cid < len(self.connectors):
-                self.connectors[cid].operative = avail[cid]
-        for tag in state.get("cache", {}):
-            self.cache.load(tag, state["cache"][tag])
-        self.next_local_id = state.get("next_local_id", 1)
-        for tx in state.get("open", ()):
-            c = self.connectors[tx.connector]
-            c.tx = tx
-            c.relay_on = False
+                self.connectors[cid].operative = state.availability[cid]
+        for tag in state.cache:
+            self.cache.load(tag, state.cache[tag])
+        self.txq.configure(self.config.get("TransactionMessageAttempts"), self.config.get("TransactionMessageRetryInterval"))
+        alive = session_alive or _no_session
+        for act in recover(state, alive, reason):
+            local, cid = act[1], act[2]
+            o = state.open[local]
+            if act[0] == RESUME:
+                tx = Transaction(local, cid, o[1], None, o[2], o[3])
+                if o[4] is not None:
+                    tx.last_wh = o[4]
+                c = self.connectors[cid]
+                c.tx = tx
+                c.plugged = True
+                interval = self.config.get("MeterValueSampleInterval")
+                c.next_sample = now + interval * 1000 if interval > 0 else None
+                self._event("transaction_resumed", {"connector": cid, "localId": local})
+                continue
+            stop_time = act[5]
+            if stop_time < _EPOCH_MIN:
+                # Taken before the clock was known, in an earlier boot: that
+                # monotonic time means nothing now. The reboot time is the
+                # closest true bound we have.
+                stop_time = self.stamp(now)
+            payload = {"transactionId": 0, "meterStop": act[4], "timestamp": stop_time, "reason": act[3]}
+            self.txq.enqueue("StopTransaction", payload, local, now, post=[[R.K_TX_CLOSE, local]])
+            # Finishing while the EV that had the session is still plugged in;
+            # the first cable report at boot clears it if it is gone.
+            self.connectors[cid].finishing = True
+            self.stats["stopped"] += 1
+            self._event("transaction_stopped", {"connector": cid, "localId": local, "meterStop": act[4], "reason": act[3]})
         self._apply_settings()
 
     def _apply_settings(self):
@@ -259,14 +293,14 @@ class ChargePoint:
 
     def rpc_error(self, action, key, code, description, details, ctx, rtt_ms):
         self._event("call_error", {"action": action, "code": code, "description": description})
-        _FAILED[ctx[0]](self, ctx, False)
+        _FAILED[ctx[0]](self, ctx, "error")
 
     def rpc_timeout(self, action, ctx):
         self._event("call_timeout", {"action": action})
-        _FAILED[ctx[0]](self, ctx, False)
+        _FAILED[ctx[0]](self, ctx, "timeout")
 
     def rpc_lost(self, action, ctx):
-        _FAILED[ctx[0]](self, ctx, True)
+        _FAILED[ctx[0]](self, ctx, "lost")
 
     def rpc_send(self, action, payload):
         pass
@@ -293,7 +327,7 @@ class ChargePoint:
         # interval: the minimum wait before the next BootNotification; 0 = ours to choose (C16 §4.2).
         self.next_boot = self.now + (interval * 1000 if interval > 0 else _BOOT_RETRY_MS)
 
-    def _boot_failed(self, ctx, lost):
+    def _boot_failed(self, ctx, why):
         self.next_boot = self.now + _BOOT_RETRY_MS
 
     def _heartbeat_result(self, payload, ctx):
@@ -302,10 +336,10 @@ class ChargePoint:
     def _ignore_result(self, payload, ctx):
         pass
 
-    def _ignore_failure(self, ctx, lost):
+    def _ignore_failure(self, ctx, why):
         pass
 
-    def _status_failed(self, ctx, lost):
+    def _status_failed(self, ctx, why):
         # Not retried at once (a CSMS that refuses it would loop us), but the
         # status counts as unreported, so the next change or reconnect
         # carries it (C16E §3.19: changes SHALL be reported).
@@ -320,32 +354,36 @@ class ChargePoint:
         self._cache_put(id_tag, info)
         self._authorized(id_tag, ctx[2], ctx[3], info.get("status"), info.get("parentIdTag"))
 
-    def _authorize_failed(self, ctx, lost):
+    def _authorize_failed(self, ctx, why):
         # No answer: decide as if offline (C16 §3.5: LocalAuthorizeOffline,
         # AllowOfflineTxForUnknownId).
         status, parent = self._offline_decision(ctx[1])
         self._authorized(ctx[1], ctx[2], ctx[3], status, parent)
 
     def _txq_result(self, payload, ctx):
-        info = self.txq.on_result(ctx[1], payload, self.now)
+        if self.txq.on_result(ctx[1], payload, self.now) is None:
+            return  # refused by the queue (no usable transactionId): a failed try
         if ctx[2] == "StartTransaction":
             self._start_confirmed(ctx[3], payload)
         elif ctx[2] == "StopTransaction":
             id_info = payload.get("idTagInfo")
             if id_info is not None and ctx[4]:
                 self._cache_put(ctx[4], id_info)
-        return info
 
-    def _txq_failed(self, ctx, lost):
-        if lost:
-            self.txq.on_lost(ctx[1], self.now)
-        else:
-            self.txq.on_error(ctx[1], self.now)
+    def _txq_failed(self, ctx, why):
+        if why == "lost":
+            self.txq.on_disconnect(self.now)
+            return
+        out = self.txq.on_timeout(ctx[1], self.now) if why == "timeout" else self.txq.on_error(ctx[1], self.now)
+        if out is not None and out[0] == PARKED:
+            # Given up after TransactionMessageAttempts (C16 §3.7): out of the
+            # send queue, kept in the journal for export, never silently lost.
+            self._event("message_parked", {"action": out[2], "localId": out[3], "seq": out[1]})
 
     def _cache_put(self, id_tag, info):
         if self.config.get("AuthorizationCacheEnabled"):
             entry = self.cache.put(id_tag, info)
-            self.store.auth_cache(id_tag, entry)
+            self.store.set_auth(id_tag, entry)
 
     # ---- the send pump ----------------------------------------------------------------
 
@@ -378,9 +416,10 @@ class ChargePoint:
                 return
         due = self.txq.next_due(now, True)
         if due is not None:
-            seq, action, payload, attempt, local_id = due
+            seq, action, payload, attempt = due
             payload = self._materialize(payload)
             if payload is not None:
+                local_id = self.store.state.msgs[seq][2]
                 self._call(action, payload, ("txq", seq, action, local_id, payload.get("idTag")))
                 self.txq.sent(seq, now)
                 return
@@ -559,11 +598,14 @@ class ChargePoint:
             return  # never send a stale reading as a fresh one
         tx = c.tx
         stamp = self.stamp(now)
-        self.store.tx_meter(tx.local_id, tx.last_wh, stamp)
+        checkpoint = [R.K_METER, tx.local_id, tx.last_wh, stamp]
         values = sampled_values(reading, self._measurands("MeterValuesSampledData"), "Sample.Periodic")
         if values:
+            # The reading and the PowerLoss checkpoint go to disk in one frame.
             payload = {"connectorId": c.id, "transactionId": 0, "meterValue": [{"timestamp": stamp, "sampledValue": values}]}
-            self.txq.enqueue("MeterValues", payload, tx.local_id, now)
+            self.txq.enqueue("MeterValues", payload, tx.local_id, now, post=[checkpoint])
+        else:
+            self.store.write(checkpoint)
         self._stop_data(tx, reading, "StopTxnSampledData", "Sample.Periodic", stamp)
 
     def _measurands(self, key):
@@ -617,6 +659,11 @@ class ChargePoint:
         self.now = now
         c = self.connectors[cid]
         if c.plugged == plugged:
+            if not plugged and c.finishing and c.tx is None and not c.cable:
+                # Boot: a session closed by recovery, and no EV there any more.
+                c.finishing = False
+                self._status_changed(c, now)
+                self._pump(now)
             return
         c.plugged = plugged
         if plugged:
@@ -813,12 +860,12 @@ class ChargePoint:
         c.finishing = False
         wh = energy_wh(c.reading)
         stamp = self.stamp(now)
-        local_id = self.next_local_id
-        self.next_local_id += 1
+        local_id = self.store.state.next_local
         tx = Transaction(local_id, c.id, id_tag, parent, wh, stamp)
-        self.store.tx_opened(local_id, c.id, id_tag, wh, stamp)
         payload = {"connectorId": c.id, "idTag": id_tag, "meterStart": wh, "timestamp": stamp}
-        self.txq.enqueue("StartTransaction", payload, local_id, now)
+        # The transaction and its StartTransaction reach the disk in one frame.
+        opened = [R.K_TX_OPEN, local_id, c.id, id_tag, wh, stamp]
+        self.txq.enqueue("StartTransaction", payload, local_id, now, pre=[opened])
         c.tx = tx
         self.stats["started"] += 1
         self._stop_data(tx, c.reading, "StopTxnSampledData", "Transaction.Begin", stamp)
@@ -871,8 +918,9 @@ class ChargePoint:
             payload["idTag"] = id_tag
         if tx.stop_data:
             payload["transactionData"] = tx.stop_data
-        self.txq.enqueue("StopTransaction", payload, tx.local_id, now)
-        self.store.tx_closed(tx.local_id)
+        # The Stop and the close reach the disk in one frame: a power cut
+        # never leaves an open transaction whose Stop is already queued.
+        self.txq.enqueue("StopTransaction", payload, tx.local_id, now, post=[[R.K_TX_CLOSE, tx.local_id]])
         c.tx = None
         c.next_sample = None
         c.finishing = c.plugged or bool(c.cable)
@@ -968,7 +1016,7 @@ class ChargePoint:
 
     def _set_available(self, c, operative):
         c.operative = operative
-        self.store.availability(c.id, operative)
+        self.store.set_availability(c.id, operative)
         self._status_changed(c, self.now)
 
     # ---- reset --------------------------------------------------------------------------------
@@ -1009,7 +1057,7 @@ class ChargePoint:
             return False
         payload = {"connectorId": cid, "meterValue": [{"timestamp": self.iso(self.stamp(now)), "sampledValue": values}]}
         if c.tx is not None:
-            tx_id = self.txq.tx_id(c.tx.local_id)
+            tx_id = self.store.state.transaction_id(c.tx.local_id)
             if tx_id is not None:
                 payload["transactionId"] = tx_id
         self._call("MeterValues", payload, ("mv",))
@@ -1032,6 +1080,10 @@ _FAILED = {
     "txq": ChargePoint._txq_failed,
     "mv": ChargePoint._ignore_failure,
 }
+
+
+def _no_session(connector):
+    return False
 
 
 def _handlers(cp):

@@ -23,13 +23,13 @@ def on_change_availability(cp, p):
     scheduled = False
     if cid == 0:
         cp.cp_operative = operative
-        cp.store.availability(0, operative)
+        cp.store.set_availability(0, operative)
         cp._mark_status(0)
     for c in targets:
         if c.tx is not None and not operative:
             c.scheduled = False
             scheduled = True
-            cp.store.availability(c.id, False)  # applies after a reboot too
+            cp.store.set_availability(c.id, False)  # applies after a reboot too
         else:
             # A new request replaces a scheduled one; persisting it again
             # undoes the Inoperative already written for after a reboot.
@@ -46,7 +46,7 @@ def on_change_configuration(cp, p):
     if reason is not None:
         cp._event("config_rejected", {"key": key, "status": status, "reason": reason})
         return {"status": status}
-    cp.store.config(key, value)
+    cp.store.set_config(key, value)
     _APPLY.get(key, _apply_nothing)(cp, key, value)
     cp._event("config_changed", {"key": key})
     return {"status": status}
@@ -81,7 +81,13 @@ _SETTING_NAMES = {
     "AuthorizationKey": "authorization_key",
     "SecurityProfile": "security_profile",
 }
+def _apply_queue(cp, key, value):
+    cp.txq.configure(cp.config.get("TransactionMessageAttempts"), cp.config.get("TransactionMessageRetryInterval"))
+
+
 _APPLY = {
+    "TransactionMessageAttempts": _apply_queue,
+    "TransactionMessageRetryInterval": _apply_queue,
     "ClockAlignedDataInterval": _apply_timer,
     "MeterValueSampleInterval": _apply_timer,
     "MessageTimeout": _apply_timer,
@@ -105,7 +111,7 @@ def on_get_configuration(cp, p):
 
 def on_clear_cache(cp, p):
     cp.cache.clear()
-    cp.store.auth_cache(None, None)
+    cp.store.set_auth(None, None)
     return ACCEPTED
 
 
@@ -152,7 +158,7 @@ def on_remote_stop_transaction(cp, p):
         return REJECTED
     tx_id = p["transactionId"]
     for c in cp.connectors[1:]:
-        if c.tx is not None and cp.txq.tx_id(c.tx.local_id) == tx_id:
+        if c.tx is not None and cp.store.state.transaction_id(c.tx.local_id) == tx_id:
             cp._stop(c, "Remote", cp.now, None)
             cp._unlock_after_stop(c)
             cp._status_changed(c, cp.now)
