@@ -29,25 +29,33 @@ MAX_ID_LENGTH = 200  # X-Request-ID / X-Correlation-ID kept when printable and t
 
 
 CSMS = web.AppKey("csms", object)
+CLIENT = web.RequestKey("client", tuple)  # (client name, role)
 
 
 def _server(request):
     return request.app[CSMS]
 
 
-async def _body(request, spec):
+async def _json_body(request):
+    """The parsed body ({} when empty); 400 invalid-json when it is not JSON."""
     raw = await request.read()
     if not raw.strip():
-        data = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise ApiError("invalid-json", "Request body is not valid JSON: %s" % exc)
+        return {}
     try:
-        return V.check(data, spec)
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError("invalid-json", "Request body is not valid JSON: %s" % exc)
+
+
+def _checked(parse, *args):
+    try:
+        return parse(*args)
     except V.Invalid as exc:
         raise ApiError("validation-failed", str(exc), field_errors=exc.field_errors)
+
+
+async def _body(request, spec):
+    return _checked(V.check, await _json_body(request), spec)
 
 
 def _json(data, status=200, headers=None):
@@ -55,7 +63,7 @@ def _json(data, status=200, headers=None):
 
 
 def _admin(request):
-    if request["client"][1] != "admin":
+    if request[CLIENT][1] != "admin":
         raise ApiError(403, "This route needs an admin token.")
 
 
@@ -156,7 +164,7 @@ def _visible_session(request, session_id):
     except ValueError:
         tx_id = None
     tx = _server(request).storage.get_transaction(tx_id) if tx_id is not None else None
-    name, role = request["client"]
+    name, role = request[CLIENT]
     if tx is None or (role != "admin" and tx["owner"] != name):
         raise ApiError(404, "User session with this id was not found")
     return tx
@@ -432,11 +440,7 @@ async def add_fault(request):
     """Queue a fault, set random mode, or act now (malformed, drop, refuse_reconnect)."""
     _admin(request)
     server = _server(request)
-    raw = await _body(request, {k: V.field("any") for k in _ALL_FAULT_FIELDS})
-    try:
-        spec = F.parse({k: v for k, v in raw.items() if v is not None})
-    except V.Invalid as exc:
-        raise ApiError("validation-failed", str(exc), field_errors=exc.field_errors)
+    spec = _checked(F.parse, await _json_body(request))
     cp = request.match_info["charger_id"]
     faults = server.faults.of(cp)
     kind = spec["kind"]
@@ -454,9 +458,6 @@ async def add_fault(request):
         return _json({"dropped": True, "faults": faults.snapshot()})
     faults.add(spec)
     return _json(faults.snapshot(), status=201)
-
-
-_ALL_FAULT_FIELDS = sorted({name for spec in F.SPECS.values() for name in spec})
 
 
 def _online(server, cp):
@@ -480,11 +481,8 @@ async def get_random_faults(request):
 
 async def set_random_faults(request):
     _admin(request)
-    raw = await _body(request, {k: V.field("any") for k in F.SPECS["random"]})
-    try:
-        spec = F.parse(dict({k: v for k, v in raw.items() if v is not None}, kind="random"))
-    except V.Invalid as exc:
-        raise ApiError("validation-failed", str(exc), field_errors=exc.field_errors)
+    body = await _json_body(request)
+    spec = _checked(F.parse, dict(body, kind="random") if isinstance(body, dict) else body)
     _server(request).faults.set_default_random(spec)
     return _json({"random": spec})
 
@@ -500,7 +498,7 @@ async def clear_random_faults(request):
 
 async def list_sessions(request):
     server = _server(request)
-    name, role = request["client"]
+    name, role = request[CLIENT]
     status = request.query.get("status")
     if status not in (None, "active", "stopped"):
         raise ApiError("validation-failed", "status must be active or stopped",
@@ -550,7 +548,7 @@ async def start_session(request):
     if body["chargingProfile"] is not None:
         payload["chargingProfile"] = body["chargingProfile"]
     expected = server.expect_remote_start(cp, body["idTag"], body["connectorId"] if row["ocpp_version"] == E.V16
-                                          else None, body["evseId"], request["client"][0], remote_start_id)
+                                          else None, body["evseId"], request[CLIENT][0], remote_start_id)
     try:
         answer = await _command(server, cp, action, payload, detail=detail, what=what)
         if answer.payload.get("status") != "Accepted":
@@ -742,7 +740,7 @@ async def middleware(request, handler):
                     client = (request.remote or "local", "public")
                 else:
                     client = _authenticate(server, request)
-                request["client"] = client
+                request[CLIENT] = client
                 if meta is not None:
                     if meta[4] == "admin" and client[1] != "admin":
                         raise ApiError(403, "This route needs an admin token.")

@@ -92,7 +92,7 @@ CREATE TABLE IF NOT EXISTS meter_values (
     charger_id TEXT NOT NULL,
     transaction_id INTEGER,
     evse_id INTEGER, connector_id INTEGER,
-    timestamp TEXT, value NUMERIC, measurand TEXT, phase TEXT, unit TEXT, multiplier INTEGER,
+    timestamp TEXT, value, measurand TEXT, phase TEXT, unit TEXT, multiplier INTEGER,
     context TEXT, location TEXT, format TEXT, signed TEXT,
     ledger_seq INTEGER
 );

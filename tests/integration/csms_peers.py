@@ -41,6 +41,30 @@ class Recorder:
         self.sent.append(frame)
         await self.ws.send(frame)
 
+    def last_call(self, action):
+        """The last CALL of `action` received, parsed."""
+        import json
+
+        for frame in reversed(self.received):
+            try:
+                msg = json.loads(frame)
+            except ValueError:
+                continue
+            if isinstance(msg, list) and len(msg) == 4 and msg[0] == 2 and msg[2] == action:
+                return msg
+        raise AssertionError("no %s received" % action)
+
+    def last_answer(self):
+        """The answer frame (parsed) to the last CALL this charge point sent."""
+        import json
+
+        msg_id = json.loads(self.sent[-1])[1]
+        for frame in reversed(self.received):
+            msg = json.loads(frame)
+            if msg[0] in (3, 4) and msg[1] == msg_id:
+                return msg
+        raise AssertionError("no answer to %s" % msg_id)
+
     async def wait_received(self, predicate, timeout=5.0):
         """The first received frame matching predicate(text), waiting for it."""
         async def find():
@@ -220,4 +244,55 @@ def run(coro):
     return asyncio.run(coro)
 
 
-__all__ = ("Cp16", "Cp201", "Recorder", "charge_point", "run", "now", "websockets")
+
+
+
+@contextlib.asynccontextmanager
+async def csms_http(**options):
+    """A bench CSMS on a free port and an aiohttp client for its API."""
+    import aiohttp
+
+    from host_tools.csms import start_csms
+
+    options.setdefault("call_timeout", 3.0)
+    server = await start_csms(port=0, db_path=options.pop("db_path", ":memory:"), **options)
+    http = aiohttp.ClientSession(base_url=server.base_url)
+    try:
+        yield server, http
+    finally:
+        await http.close()
+        await server.stop()
+
+
+async def api(http, method, path, body=None, headers=None, expect=None):
+    """(status, headers, JSON body) of one API request; asserts `expect` status."""
+    kwargs = {"headers": headers or {}}
+    if body is not None:
+        kwargs["json"] = body
+    async with http.request(method, path, **kwargs) as resp:
+        text = await resp.text()
+        data = None
+        if text:
+            import json
+            data = json.loads(text)
+        if expect is not None:
+            assert resp.status == expect, (resp.status, data)
+        return resp.status, resp.headers, data
+
+
+@contextlib.asynccontextmanager
+async def raw_ws(server, cp_id, version="ocpp1.6", **kw):
+    """A bare WebSocket to the CSMS (frames written by hand)."""
+    ws = await connect(server.ws_url + "/" + cp_id, subprotocols=[version], **kw)
+    try:
+        yield ws
+    finally:
+        await ws.close()
+
+
+async def exchange(ws, text, timeout=3.0):
+    """Send one frame and return the next frame received, parsed."""
+    import json
+
+    await ws.send(text)
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
