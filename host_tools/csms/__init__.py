@@ -2,7 +2,17 @@
 
     from host_tools.csms import start_csms
     server = await start_csms(port=0, db_path=":memory:")
+
+The server stack is imported on first use, so the command-line client
+(host_tools.csms.cli) starts without it.
 """
-from host_tools.csms.server import CsmsServer, start_csms
 
 __all__ = ("CsmsServer", "start_csms")
+
+
+def __getattr__(name):
+    if name in __all__:
+        from host_tools.csms import server
+
+        return getattr(server, name)
+    raise AttributeError(name)

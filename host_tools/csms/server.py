@@ -92,6 +92,7 @@ class CsmsServer:
         self._connect_waiters = {}
         self._remote_start_id = (int(time.time()) % 1000000) * 1000
         self.runner = None
+        self._stopping = False
         self.scheme = "https" if tls_cert else "http"
 
     # -- life cycle -----------------------------------------------------
@@ -110,6 +111,7 @@ class CsmsServer:
         return self
 
     async def stop(self):
+        self._stopping = True
         for session in list(self.sessions.values()):
             try:
                 await session.ws.close(code=1001, message=b"CSMS shutting down")
@@ -167,7 +169,9 @@ class CsmsServer:
             log.warning("%s: HTTP Basic authentication failed", cp)
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="OCPP", charset="UTF-8"'},
                                 text="Unauthorized")
-        ws = web.WebSocketResponse(protocols=self.versions, autoping=True)
+        # No permessage-deflate: OCPP frames are small, chargers rarely offer
+        # it, and it costs the CSMS CPU per frame.
+        ws = web.WebSocketResponse(protocols=self.versions, autoping=True, compress=False)
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, headers={"Upgrade": "websocket"}, text="WebSocket upgrade required")
         ws.headers["X-Request-ID"] = logs.request_id.get()
@@ -195,7 +199,8 @@ class CsmsServer:
         finally:
             if self.sessions.get(cp) is session:
                 del self.sessions[cp]
-                self.storage.set_connected(cp, False)
+                if not self._stopping:
+                    self.storage.set_connected(cp, False)
             log.info("%s disconnected (%s)", cp, ws.close_code)
             if not ws.closed:
                 await ws.close()

@@ -188,10 +188,19 @@ class OcppSession:
         return self._incoming[message_id][1]
 
     def spawn(self, coro):
-        task = asyncio.ensure_future(coro)
+        """Run coro beside the receive loop; cancelled when the connection ends."""
+        task = asyncio.ensure_future(self._guarded(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _guarded(self, coro):
+        try:
+            await coro
+        except (ConnectionClosed, ConnectionError, ChargerOffline):
+            pass  # the connection went away meanwhile
+        except Exception:
+            log.exception("%s: background task failed", self.id)
 
     def error_frame(self, message_id, key, description="", details=None):
         return _DUMPS([4, message_id, E.code(self.VERSION, key), description[:MAX_DESCRIPTION], details or {}])
@@ -456,7 +465,7 @@ class OcppSession:
                     self.msglog.malformed(self.id, "out", text, corr, fault=fault, msg_id=msg_id)
                 try:
                     await self._connection.send(text)
-                except (ConnectionClosed, ConnectionError) as exc:
+                except Exception as exc:  # closed or closing: aiohttp raises several kinds
                     raise ChargerOffline(str(exc))
                 return await future
             finally:
