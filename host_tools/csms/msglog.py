@@ -2,11 +2,14 @@
 JSON-lines file.
 
 Record: {"ts": UTC ms ISO time, "charger", "dir": "in" (charger to CSMS) or
-"out", "type": "CALL" | "CALLRESULT" | "CALLERROR" | "MALFORMED", "id",
+"out", "type": "CALL" | "CALLRESULT" | "CALLERROR" | "MALFORMED" | "DROP" |
+"NO_ANSWER" (a CALL left unanswered by fault injection), "id",
 "action", "payload" (secrets redacted), "rtt_ms" on answers (CALL sent or
 received to answer sent or received), "correlation_id", and "fault" when the
-frame was shaped by fault injection; CALLERRORs add "error_code",
-"error_description"; MALFORMED records keep "raw" (redacted only by size).
+frame was shaped by fault injection ("sent": false for an answer it kept
+back); CALLERRORs add "error_code", "error_description"; MALFORMED records
+keep "raw" (cut at 2000 characters, not redacted); answers nobody waited for
+carry "unsolicited": true.
 """
 import collections
 import json

@@ -82,6 +82,7 @@ class CsmsServer:
                     limits[name] = (int(rule[0]), float(rule[1]))
         self.rate_limiter = RateLimiter(limits)
         self.storage = storage if storage is not None else open_storage(db_path)
+        self.storage.mark_all_disconnected()
         if id_tags:
             self.storage.set_id_tags("*", _id_tag_rows(id_tags), replace=True)
         self.message_log = MessageLog(message_log_path, message_log_size)
@@ -222,6 +223,8 @@ class CsmsServer:
 
     def expect_remote_start(self, charger_id, id_tag, connector_id=None, evse_id=None, owner=None,
                             remote_start_id=None):
+        now = time.monotonic()
+        self._remote_starts = [e for e in self._remote_starts if e["deadline"] >= now]
         entry = {"charger_id": charger_id, "id_tag": id_tag, "connector_id": connector_id, "evse_id": evse_id,
                  "owner": owner, "remote_start_id": remote_start_id, "deadline": time.monotonic() + REMOTE_START_WINDOW,
                  "future": asyncio.get_running_loop().create_future()}

@@ -327,7 +327,7 @@ class OcppSession:
             if kind in ("no_answer", "drop"):
                 if not params["process"]:
                     self._ledger_fault(msg_id, action, payload, kind)
-                    self.msglog.frame(self.id, "out", "NONE", msg_id, action, None, None, fault=kind,
+                    self.msglog.frame(self.id, "out", "NO_ANSWER", msg_id, action, None, None, fault=kind,
                                       processed=False)
                     if kind == "drop":
                         await self.drop(params.get("close_code"), params.get("refuse_seconds", 0),

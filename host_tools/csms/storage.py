@@ -15,7 +15,6 @@ its messageId, the transaction it touched and its outcome (see OUTCOMES).
 import hashlib
 import json
 import sqlite3
-import time
 
 from host_tools.csms.logs import utc_now_iso
 
@@ -210,6 +209,10 @@ class SqlStorage(Storage):
             self._write("UPDATE chargers SET connected = ?, last_seen = ? WHERE id = ?",
                         (1 if connected else 0, now, charger_id))
 
+    def mark_all_disconnected(self):
+        """At start-up: no charger is connected yet."""
+        self._write("UPDATE chargers SET connected = 0 WHERE connected <> 0")
+
     def touch(self, charger_id):
         self.db.execute("UPDATE chargers SET last_seen = ? WHERE id = ?", (utc_now_iso(), charger_id))
 
@@ -373,6 +376,3 @@ def open_storage(path):
     """The default storage for a database path (SQLite)."""
     return SqliteStorage(path)
 
-
-def now_s():
-    return time.time()
