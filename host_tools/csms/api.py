@@ -80,15 +80,15 @@ def _provider_error(detail, details, answer=None):
 
 
 async def _command(server, charger_id, action, payload, timeout=None, detail="Charging provider error",
-                   what=None):
+                   what=None, validate=True, callerror_ok=False):
     """Send a CALL and return the Answer; 424 when the charger is offline,
-    does not answer in time, or answers with a CALLERROR."""
+    does not answer in time, or (unless callerror_ok) answers with a CALLERROR."""
     what = what or "Charger %s" % charger_id
     session = server.sessions.get(charger_id)
     if session is None:
         raise _provider_error(detail, "%s: charger %s is offline" % (what, charger_id))
     try:
-        answer = await session.call(action, payload, timeout)
+        answer = await session.call(action, payload, timeout, validate)
     except ChargerOffline:
         raise _provider_error(detail, "%s: charger %s went offline" % (what, charger_id))
     except ChargerTimeout:
@@ -96,7 +96,7 @@ async def _command(server, charger_id, action, payload, timeout=None, detail="Ch
     except ValueError as exc:
         raise ApiError("validation-failed", "The OCPP payload is invalid: %s" % exc.args[1],
                        field_errors={exc.args[0]: [exc.args[1]]})
-    if answer.kind == "error":
+    if answer.kind == "error" and not callerror_ok:
         raise _provider_error(detail, "%s: charger %s answered %s with CALLERROR %s %s" % (
             what, charger_id, action, answer.error_code, answer.error_description), answer)
     return answer
@@ -288,19 +288,8 @@ async def raw_call(request):
     body = await _body(request, CALL_SPEC)
     cp = request.match_info["charger_id"]
     _charger_row(request, cp)
-    session = server.sessions.get(cp)
-    if session is None:
-        raise _provider_error("Charging provider error", "Charger %s is offline" % cp)
-    try:
-        answer = await session.call(body["action"], body["payload"], body["timeout"], body["validate"])
-    except ValueError as exc:
-        raise ApiError("validation-failed", "%s (set validate to false to send it anyway)" % exc.args[1],
-                       field_errors={exc.args[0]: [exc.args[1]]})
-    except ChargerOffline:
-        raise _provider_error("Charging provider error", "Charger %s went offline" % cp)
-    except ChargerTimeout:
-        raise _provider_error("Charging provider error", "Charger %s did not answer %s in time" % (
-            cp, body["action"]))
+    answer = await _command(server, cp, body["action"], body["payload"], body["timeout"],
+                            validate=body["validate"], callerror_ok=True)
     return _json(answer.to_json())
 
 

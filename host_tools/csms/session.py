@@ -19,10 +19,13 @@ import uuid
 from aiohttp import WSMsgType
 from jsonschema.exceptions import best_match
 from ocpp.messages import Call, get_validator
+from ocpp.routing import on
 
 from firmware.ocpp import errors as E
+from host_tools.csms import common
 from host_tools.csms import faults as F
 from host_tools.csms.logs import correlation_id, get_logger, utc_now_iso
+from host_tools.csms.storage import digest
 
 log = get_logger("session")
 
@@ -186,6 +189,18 @@ class OcppSession:
     def payload_of(self, message_id):
         """The received payload (camelCase, as sent) of the CALL being handled."""
         return self._incoming[message_id][1]
+
+    def store_meter_values(self, msg_id, payload, tx_id, evse_id, connector_id):
+        """A MeterValues CALL into the ledger and, unless seen before, its samples."""
+        st = self.storage
+        d = digest("MeterValues", payload)
+        if st.seen(self.id, d) is not None:
+            st.append_ledger(self.id, msg_id, "MeterValues", payload, "duplicate", tx_id, message_digest=d)
+        else:
+            seq = st.append_ledger(self.id, msg_id, "MeterValues", payload, "meter_values", tx_id, message_digest=d)
+            st.add_meter_values(self.id, tx_id, evse_id, connector_id,
+                                common.flatten_meter_values(payload["meterValue"]), seq)
+        st.commit()
 
     def spawn(self, coro):
         """Run coro beside the receive loop; cancelled when the connection ends."""
@@ -507,3 +522,14 @@ class OcppSession:
 
     def now_iso(self):
         return utc_now_iso()
+
+
+def acknowledge(cls, results):
+    """Add to a ChargePoint class one `@on` handler per (action, result class)
+    for CALLs answered with an empty (or fixed) result and nothing stored."""
+    for action, result in results:
+        def handler(self, _result=result, **_):
+            return _result()
+        handler.__name__ = "ack_" + action
+        setattr(cls, handler.__name__, on(action, skip_schema_validation=True)(handler))
+    return cls

@@ -9,7 +9,7 @@ from ocpp.v16.enums import Action
 from firmware.ocpp import errors as E
 from host_tools.csms import common
 from host_tools.csms.logs import get_logger
-from host_tools.csms.session import OcppSession
+from host_tools.csms.session import OcppSession, acknowledge
 from host_tools.csms.storage import digest
 
 log = get_logger("v16")
@@ -146,43 +146,22 @@ class ChargePoint16(OcppSession, Package16):
     @on(Action.meter_values, skip_schema_validation=True)
     def on_meter_values(self, call_unique_id, **_):
         p = self.payload_of(call_unique_id)
-        st = self.storage
-        d = digest("MeterValues", p)
         reported = p.get("transactionId")
-        tx = st.get_transaction(reported) if reported not in (None, -1) else None
-        if tx is not None and tx["charger_id"] != self.id:
-            tx = None
-        tx_id = tx["id"] if tx else None
-        if st.seen(self.id, d) is not None:
-            st.append_ledger(self.id, call_unique_id, "MeterValues", p, "duplicate", tx_id, message_digest=d)
-        else:
-            seq = st.append_ledger(self.id, call_unique_id, "MeterValues", p, "meter_values", tx_id,
-                                   message_digest=d)
-            st.add_meter_values(self.id, tx_id, 0, p["connectorId"], common.flatten_meter_values(p["meterValue"]),
-                                seq)
-        st.commit()
+        tx = self.storage.get_transaction(reported) if reported not in (None, -1) else None
+        tx_id = tx["id"] if tx is not None and tx["charger_id"] == self.id else None
+        self.store_meter_values(call_unique_id, p, tx_id, 0, p["connectorId"])
         return call_result.MeterValues()
 
-    @on(Action.data_transfer, skip_schema_validation=True)
-    def on_data_transfer(self, **_):
-        return call_result.DataTransfer(status="UnknownVendorId")
 
-    @on(Action.diagnostics_status_notification, skip_schema_validation=True)
-    def on_diagnostics_status_notification(self, **_):
-        return call_result.DiagnosticsStatusNotification()
+def _data_transfer():
+    return call_result.DataTransfer(status="UnknownVendorId")
 
-    @on(Action.firmware_status_notification, skip_schema_validation=True)
-    def on_firmware_status_notification(self, **_):
-        return call_result.FirmwareStatusNotification()
 
-    @on(Action.security_event_notification, skip_schema_validation=True)
-    def on_security_event_notification(self, **_):
-        return call_result.SecurityEventNotification()
-
-    @on(Action.log_status_notification, skip_schema_validation=True)
-    def on_log_status_notification(self, **_):
-        return call_result.LogStatusNotification()
-
-    @on(Action.signed_firmware_status_notification, skip_schema_validation=True)
-    def on_signed_firmware_status_notification(self, **_):
-        return call_result.SignedFirmwareStatusNotification()
+acknowledge(ChargePoint16, (
+    (Action.data_transfer, _data_transfer),
+    (Action.diagnostics_status_notification, call_result.DiagnosticsStatusNotification),
+    (Action.firmware_status_notification, call_result.FirmwareStatusNotification),
+    (Action.security_event_notification, call_result.SecurityEventNotification),
+    (Action.log_status_notification, call_result.LogStatusNotification),
+    (Action.signed_firmware_status_notification, call_result.SignedFirmwareStatusNotification),
+))

@@ -8,7 +8,7 @@ from ocpp.v201.enums import Action
 
 from firmware.ocpp import errors as E
 from host_tools.csms import common
-from host_tools.csms.session import OcppSession
+from host_tools.csms.session import OcppSession, acknowledge
 from host_tools.csms.storage import digest
 
 _DUPLICATE = {"Started": "duplicate_start", "Ended": "duplicate_stop"}
@@ -146,37 +146,19 @@ class ChargePoint201(OcppSession, Package201):
     @on(Action.meter_values, skip_schema_validation=True)
     def on_meter_values(self, call_unique_id, **_):
         p = self.payload_of(call_unique_id)
-        st = self.storage
-        d = digest("MeterValues", p)
-        if st.seen(self.id, d) is not None:
-            st.append_ledger(self.id, call_unique_id, "MeterValues", p, "duplicate", message_digest=d)
-        else:
-            seq = st.append_ledger(self.id, call_unique_id, "MeterValues", p, "meter_values", message_digest=d)
-            st.add_meter_values(self.id, None, p["evseId"], None, common.flatten_meter_values(p["meterValue"]), seq)
-        st.commit()
+        self.store_meter_values(call_unique_id, p, None, p["evseId"], None)
         return call_result.MeterValues()
 
-    @on(Action.data_transfer, skip_schema_validation=True)
-    def on_data_transfer(self, **_):
-        return call_result.DataTransfer(status="UnknownVendorId")
 
-    @on(Action.notify_event, skip_schema_validation=True)
-    def on_notify_event(self, **_):
-        return call_result.NotifyEvent()
+def _data_transfer():
+    return call_result.DataTransfer(status="UnknownVendorId")
 
-    @on(Action.notify_report, skip_schema_validation=True)
-    def on_notify_report(self, **_):
-        return call_result.NotifyReport()
 
-    @on(Action.security_event_notification, skip_schema_validation=True)
-    def on_security_event_notification(self, **_):
-        return call_result.SecurityEventNotification()
-
-    @on(Action.firmware_status_notification, skip_schema_validation=True)
-    def on_firmware_status_notification(self, **_):
-        return call_result.FirmwareStatusNotification()
-
-    @on(Action.log_status_notification, skip_schema_validation=True)
-    def on_log_status_notification(self, **_):
-        return call_result.LogStatusNotification()
-
+acknowledge(ChargePoint201, (
+    (Action.data_transfer, _data_transfer),
+    (Action.notify_event, call_result.NotifyEvent),
+    (Action.notify_report, call_result.NotifyReport),
+    (Action.security_event_notification, call_result.SecurityEventNotification),
+    (Action.firmware_status_notification, call_result.FirmwareStatusNotification),
+    (Action.log_status_notification, call_result.LogStatusNotification),
+))

@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import datetime
 
-import websockets
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as Cp16Base
 from ocpp.v16 import call as call16

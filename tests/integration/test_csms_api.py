@@ -2,7 +2,6 @@
 `ocpp` package connected over real WebSockets: every route and every error
 status."""
 import asyncio
-import json
 import logging
 import time
 import uuid
