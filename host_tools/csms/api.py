@@ -493,7 +493,9 @@ async def list_sessions(request):
         raise ApiError("validation-failed", "status must be active or stopped",
                        field_errors={"status": ["Must be one of: active, stopped."]})
     rows = server.storage.list_transactions(charger_id=request.query.get("charger"), status=status,
-                                            owner=None if role == "admin" else name)
+                                            owner=None if role == "admin" else name,
+                                            after_id=_int_query(request, "since", 0),
+                                            limit=_int_query(request, "limit", 1000, 1))
     return _json({"sessions": [session_json(server, t) for t in rows]})
 
 

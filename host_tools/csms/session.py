@@ -399,6 +399,10 @@ class OcppSession:
             await self._handle_call(Call(msg_id, action, payload))
         finally:
             self._incoming.pop(msg_id, None)
+            # Handlers commit their work; a failed one (answered InternalError
+            # by the package) must not leave half of it for the next commit.
+            if self.storage.rollback_if_open():
+                log.warning("%s: %s %s failed; its writes were rolled back", self.id, action, msg_id)
 
     async def _send_error(self, msg_id, key, description):
         await self._send(self.error_frame(msg_id, key, description))

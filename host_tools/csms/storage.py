@@ -126,7 +126,21 @@ def _row(cursor, row):
 
 
 class Storage:
-    """The interface; see SqlStorage for the behaviour of each method."""
+    """The interface the handlers and the API use (SqlStorage implements it):
+
+    chargers: ensure_charger, get_charger, list_chargers, update_charger,
+      record_boot, set_connected, mark_all_disconnected, touch,
+      count_boot_violation
+    connectors: set_connector_status, list_connectors
+    id tags: set_id_tags, list_id_tags, find_id_tag
+    transactions: create_transaction, update_transaction, bump,
+      get_transaction, find_transaction_by_key, find_start, list_transactions,
+      active_transactions
+    meter values: add_meter_values, meter_values
+    ledger: seen, append_ledger, ledger, ledger_counts
+    units of work: commit, rollback_if_open, close
+    Rows are dicts keyed by column name.
+    """
 
 
 class SqlStorage(Storage):
@@ -156,6 +170,13 @@ class SqlStorage(Storage):
 
     def commit(self):
         self.db.commit()
+
+    def rollback_if_open(self):
+        """Undo writes left uncommitted (by a handler that failed); True if any."""
+        if self.db.in_transaction:
+            self.db.rollback()
+            return True
+        return False
 
     def close(self):
         self.db.close()
@@ -291,15 +312,13 @@ class SqlStorage(Storage):
             "AND start_time = ? AND meter_start = ? AND orphan = 0 ORDER BY id LIMIT 1",
             (charger_id, connector_id, id_tag, start_time, meter_start))
 
-    def list_transactions(self, charger_id=None, status=None, owner=None, limit=1000):
-        where, args = [], []
+    def list_transactions(self, charger_id=None, status=None, owner=None, after_id=0, limit=1000):
+        where, args = ["id > ?"], [after_id]
         for col, val in (("charger_id", charger_id), ("status", status), ("owner", owner)):
             if val is not None:
                 where.append("%s = ?" % col)
                 args.append(val)
-        sql = "SELECT * FROM transactions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = "SELECT * FROM transactions WHERE " + " AND ".join(where)
         return self._all(sql + " ORDER BY id LIMIT ?", args + [limit])
 
     def active_transactions(self, charger_id):

@@ -91,6 +91,9 @@ def test_boot_policies_pending_and_rejected():
                 await trigger
                 assert (await exchange(ws, _frame(2, "h2", "Heartbeat", {})))[0] == 3
                 assert (await exchange(ws, _frame(2, "h3", "Heartbeat", {})))[2] == "SecurityError"
+                # No remote start to a charger that is not accepted.
+                status, _, body = await api(http, "POST", "/api/sessions", {"chargerId": "CP201", "idTag": "T"})
+                assert status == 424 and "is not accepted (boot status Pending)" in body["error"]["details"]
                 await api(http, "PUT", "/api/chargers/CP201/boot-policy", {"status": "Accepted"}, expect=200)
                 answer = await exchange(ws, _frame(2, "b2", "BootNotification", BOOT201))
                 assert answer[2]["status"] == "Accepted" and answer[2]["interval"] == 60
@@ -233,8 +236,10 @@ def test_handshake_subprotocols_identity_and_replacement():
     async def main():
         async with csms_http(known_only=False) as (server, _):
             # The client's preference wins among offered versions.
-            ws = await connect(server.ws_url + "/CPX", subprotocols=["ocpp2.0.1", "ocpp1.6"])
+            ws = await connect(server.ws_url + "/CPX", subprotocols=["ocpp2.0.1", "ocpp1.6"],
+                               additional_headers={"X-Request-ID": "hs-1"})
             assert ws.subprotocol == "ocpp2.0.1"
+            assert ws.response.headers["X-Request-ID"] == "hs-1"
             # A second connection with the same identity replaces the first.
             ws2 = await connect(server.ws_url + "/CPX", subprotocols=["ocpp1.6"])
             await asyncio.wait_for(ws.wait_closed(), 3)
@@ -333,4 +338,22 @@ def test_tls_serves_wss_and_https(tmp_path):
             await ws.close()
             async with http.get("/api/health", ssl=ctx) as resp:
                 assert resp.status == 200
+    run(main())
+
+
+def test_a_failing_handler_answers_internal_error_and_leaves_nothing_half_stored():
+    async def main():
+        async with csms_http(id_tags={"T": "Accepted"}) as (server, _):
+            async with raw_ws(server, "CP1") as ws:
+                await exchange(ws, _frame(2, "b", "BootNotification", BOOT16))
+
+                def broken(*a, **kw):
+                    raise OSError("disk full")
+
+                server.storage.add_meter_values = broken
+                mv = {"connectorId": 1, "meterValue": [{"timestamp": now(), "sampledValue": [{"value": "1"}]}]}
+                assert await exchange(ws, _frame(2, "v1", "MeterValues", mv)) == \
+                    [4, "v1", "InternalError", "An unexpected error occurred.", {}]
+                assert (await exchange(ws, _frame(2, "h", "Heartbeat", {})))[0] == 3
+            assert server.storage.ledger("CP1") == []  # the ledger row went with the failed work
     run(main())
