@@ -357,3 +357,23 @@ def test_a_failing_handler_answers_internal_error_and_leaves_nothing_half_stored
                 assert (await exchange(ws, _frame(2, "h", "Heartbeat", {})))[0] == 3
             assert server.storage.ledger("CP1") == []  # the ledger row went with the failed work
     run(main())
+
+
+def test_an_answer_that_breaks_its_schema_is_reported_with_the_answer():
+    async def main():
+        async with csms_http() as (server, http):
+            async with raw_ws(server, "CP1") as ws:
+                await exchange(ws, _frame(2, "b", "BootNotification", BOOT16))
+                pending = asyncio.ensure_future(api(http, "POST", "/api/chargers/CP1/call",
+                                                    {"action": "ClearCache"}, expect=200))
+                call = json.loads(await ws.recv())
+                await ws.send(_frame(3, call[1], {"status": "Maybe"}))
+                _, _, body = await pending
+                assert body["answer"] == "CALLRESULT" and body["payload"] == {"status": "Maybe"}
+                assert body["schemaError"].startswith("'Maybe' is not one of")
+                # An answer nobody waits for is logged as unsolicited.
+                await ws.send(_frame(3, "nobody", {}))
+                await exchange(ws, _frame(2, "h", "Heartbeat", {}))
+                _, _, log = await api(http, "GET", "/api/messages?charger=CP1", expect=200)
+                assert [r for r in log["messages"] if r["id"] == "nobody"][0]["unsolicited"] is True
+    run(main())
