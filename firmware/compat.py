@@ -173,3 +173,16 @@ def is_int(value):
 def is_number(value):
     t = type(value)
     return t is int or t is float
+
+
+async def wait_event(event, ms):
+    """Wait for an asyncio.Event at most ms; True if it was set."""
+    import asyncio
+
+    if event.is_set():
+        return True
+    try:
+        await asyncio.wait_for(event.wait(), ms / 1000)
+    except asyncio.TimeoutError:
+        return False
+    return True
