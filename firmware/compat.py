@@ -95,6 +95,10 @@ else:
 
 json_loads = json.loads
 
+# Hashed sets beat a scan of a small tuple on CPython; on MicroPython a tuple
+# is smaller and about as fast, so tables keep tuples there.
+FAST_SETS = not IS_MICROPYTHON
+
 
 class Monotonic:
     """A millisecond clock that never wraps, built from the wrapping ticks.
