@@ -105,7 +105,7 @@ def _obj(n, value):
             sub = req.get(k)
             if sub is None:
                 if len(n) == 2:
-                    return (E_FORMAT, str(k) + ": not allowed")
+                    return _obj_error(n, value)
                 continue
             found += 1
         # Fast paths for the common leaves; anything else (and every
@@ -126,22 +126,40 @@ def _obj(n, value):
             if v in sub:
                 continue
         elif type(v) is list and type(sub) is tuple and sub[0] == ARRAY:
-            r = _arr(sub, v)
-            if r is None:
+            if _arr(sub, v) is None:
                 continue
-            return _join(k, r)
-        r = _val(sub, v)
-        if r is not None:
-            return _join(k, r)
+            return _obj_error(n, value)
+        if _val(sub, v) is not None:
+            return _obj_error(n, value)
     if found < len(req):
-        return _missing(req, value)
+        return _obj_error(n, value)
     return None
 
 
-def _missing(req, value):
-    # Apart from _obj: a generator there would make `value` a closure cell,
-    # one heap object per call on MicroPython.
-    return (E_OCCURRENCE, min(k for k in req if k not in value) + ": missing")
+def _obj_error(n, value):
+    """The error of a refused object, the same on every runtime.
+
+    Dict order differs between MicroPython and CPython, so when a payload has
+    several faults the fast loop may meet any of them first. This slow path
+    looks again in a fixed order: properties by name, then missing ones.
+    """
+    req = n[0]
+    opt = n[1]
+    for k in sorted(value, key=str):
+        sub = opt.get(k)
+        if sub is None:
+            sub = req.get(k)
+        if sub is None:
+            if len(n) == 2:
+                return (E_FORMAT, str(k) + ": not allowed")
+            continue
+        r = _val(sub, value[k])
+        if r is not None:
+            return _join(k, r)
+    for k in sorted(req):
+        if k not in value:
+            return (E_OCCURRENCE, k + ": missing")
+    return None
 
 
 def _arr(n, value):

@@ -163,6 +163,20 @@ class KeywordTest(unittest.TestCase):
         self.assertEqual(check(opened, {"zz": 1}), (E_OCCURRENCE, "a: missing"))
         self.assertEqual(check(opened, {"a": 1, "zz": 1}), (E_TYPE, "a: not a string"))
 
+    def test_several_faults_give_the_same_answer_on_every_runtime(self):
+        # Dict order differs between runtimes; the reported fault must not.
+        node = obj({"a": V.STRING, "b": V.INTEGER}, {"c": UNIT})
+        self.assertEqual(check(node, {"zz": 1, "c": "x", "b": "1", "a": 2}), (E_TYPE, "a: not a string"))
+        self.assertEqual(check(node, {"zz": 1, "c": "x", "b": "1"}), (E_TYPE, "b: not an integer"))
+        self.assertEqual(check(node, {"zz": 1, "c": "x"}), (E_PROPERTY, "c: not in enum"))
+        self.assertEqual(check(node, {"zz": 1}), (E_FORMAT, "zz: not allowed"))
+        self.assertEqual(check(node, {"c": "Wh"}), (E_OCCURRENCE, "a: missing"))
+        p = meter_payload()
+        p["meterValue"][0]["sampledValue"][1]["unit"] = "mA"
+        p["meterValue"][0]["sampledValue"][0]["phase"] = "L9"
+        p["transactionId"] = None
+        self.assertEqual(check(PAYLOAD, p), (E_PROPERTY, "meterValue[0].sampledValue[0].phase: not in enum"))
+
     def test_min_items_max_items(self):
         node = (V.ARRAY, V.INTEGER, 1, 2)
         self.assertIsNone(self.err(node, [1]))
