@@ -442,7 +442,9 @@ def test_agreements_dominate(results):
     agree = sum(n for (_, _, t, o), n in stats.items() if t == o)
     name = {None: "valid"}
     name.update((i, code) for i, code in enumerate(CODES[V201]))
-    print("\n%d payloads; same verdict %d; different, by rule:" % (total, agree))
+    valid = sum(n for (_, _, t, o), n in stats.items() if t is None and o is None)
+    print("\n%d payloads; same verdict %d (both valid %d, same error class %d); different, by rule:"
+          % (total, agree, valid, agree - valid))
     for row in sorted(RULES, key=str):
         n = sum(c for (_, w, t, o), c in stats.items() if (w, t, o) == row)
         print("  %-10s ocpp %-27s ours %-29s %6d" % (row[0], name[row[1]], name[row[2]], n))
