@@ -144,6 +144,10 @@ try:
 except ImportError:
     crc32 = crc32_py
 
+# Hashed sets beat a scan of a small tuple on CPython; on MicroPython a tuple
+# is smaller and about as fast, so tables keep tuples there.
+FAST_SETS = not IS_MICROPYTHON
+
 
 class Monotonic:
     """A millisecond clock that never wraps, built from the wrapping ticks.
