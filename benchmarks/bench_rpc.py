@@ -70,7 +70,7 @@ def floor(text, n):
     t0 = time.perf_counter()
     for _ in range(n):
         m = loads(text)
-        dumps([3, m[1], answer], separators=(",", ":"))
+        dumps([3, m[1], answer])
     return n / (time.perf_counter() - t0)
 
 
@@ -144,6 +144,7 @@ def main():
     n = int(os.environ.get("BENCH_N", "20000"))
     print("CALL handling per second, CPython %s (n=%d)" % (sys.version.split()[0], n))
     print("%-18s %12s %12s %12s %10s %10s" % ("frame", "ours", "ocpp pkg", "json floor", "ours/ocpp", "ours/floor"))
+    print("(floor: json.loads of the CALL + json.dumps of the answer, stdlib defaults)")
     for frame in (METER_VALUES, START):
         text = json.dumps(frame, separators=(",", ":"))
         a = ours(text, n)
