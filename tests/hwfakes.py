@@ -23,6 +23,15 @@ class StepClock:
         return self.ms
 
 
+def fake_sleep(clock):
+    """An async sleep_ms for ModbusMaster that moves a fake clock instead."""
+
+    async def sleep_ms(ms):
+        clock.advance(ms)
+
+    return sleep_ms
+
+
 class ScriptedUART:
     """A UART whose peer is a function: reply(request_bytes) -> bytes or None,
     called at every write. Records each write with the clock's time."""

@@ -178,10 +178,14 @@ class ModbusMaster:
               wire at `baud`
     retries   further attempts after a timeout or a bad/unmatched reply; an
               exception response is an answer and is never retried
+    ticks     the ms clock (compat.ticks_ms); sleep_ms an async function
+              sleeping n ms (default asyncio.sleep). Tests pass a fake clock
+              and a sleep that advances it.
     """
 
-    def __init__(self, port, baud=9600, timeout_ms=200, retries=2, ticks=ticks_ms):
+    def __init__(self, port, baud=9600, timeout_ms=200, retries=2, ticks=ticks_ms, sleep_ms=None):
         self.port = port
+        self._sleep_ms = sleep_ms
         self.baud = baud
         self.timeout_ms = timeout_ms
         self.retries = retries
@@ -318,14 +322,15 @@ class ModbusMaster:
     async def read(self, unit, fc, address, count):
         """Read `count` registers; returns a memoryview of their bytes
         (big-endian pairs), valid until the next request on this master."""
-        import asyncio
-
+        sleep = self._sleep_ms
+        if sleep is None:
+            sleep = _asyncio_sleep_ms
         self.start(unit, fc, address, count)
         while True:
             regs = self.poll()
             if regs is not None:
                 return regs
-            await asyncio.sleep(self.wait_hint_ms() / 1000)
+            await sleep(self.wait_hint_ms())
 
     def read_blocking(self, unit, fc, address, count):
         import time
@@ -336,6 +341,12 @@ class ModbusMaster:
             if regs is not None:
                 return regs
             time.sleep(self.wait_hint_ms() / 1000)
+
+
+async def _asyncio_sleep_ms(ms):
+    import asyncio
+
+    await asyncio.sleep(ms / 1000)
 
 
 class Rs485Port:

@@ -204,12 +204,6 @@ class Pn532Reader:
         self._busy = False
         if not self._acked or rx[start] != _TFI_CHIP or rx[start + 1] != self._cmd + 1:
             return self._failed(now)
-        event = None
-        if self._failures or self.fault is not None:
-            self._failures = 0
-            if self.fault is not None:
-                self.fault = None
-                event = EV_CLEARED
         if self._step < len(_INIT):
             if self._cmd == CMD_GET_FIRMWARE_VERSION:
                 if end - start < 6 or rx[start + 2] != 0x32:
@@ -217,10 +211,13 @@ class Pn532Reader:
                 self.firmware = (rx[start + 2], rx[start + 3], rx[start + 4])
             self._step += 1
             self._next = now
-            return event
+            return None
+        # A card search answered: the reader works.
         self._next = ticks_add(now, self.poll_ms)
-        if event is not None:
-            return event  # a card now present is reported by the next search
+        self._failures = 0
+        if self.fault is not None:
+            self.fault = None
+            return EV_CLEARED  # a card now present is reported by the next search
         uid = self._target_uid(start, end)
         if uid is None:
             self._absent += 1

@@ -65,8 +65,9 @@ class SimPWM:
 class SimContactorHw:
     """A contactor: `coil` is the output pin, `aux` its auxiliary contact
     (reads 1 when the main contacts are closed). The contacts follow the coil
-    after operate_ms. Faults: welded (contacts stay closed whatever the coil
-    does), stuck_open (contacts never close)."""
+    after operate_ms. Faults: welded (contacts closed whatever the coil
+    does), stuck_open (contacts open whatever the coil does: a broken coil
+    or supply; while closed this is a dropout)."""
 
     def __init__(self, ticks=ticks_ms, operate_ms=30):
         self._ticks = ticks
@@ -88,9 +89,10 @@ class SimContactorHw:
     def closed(self):
         if self.welded:
             return 1
+        if self.stuck_open:
+            return 0
         if self._state != self._target and ticks_diff(self._ticks(), self._t) >= self.operate_ms:
-            if not (self._target and self.stuck_open):
-                self._state = self._target
+            self._state = self._target
         return self._state
 
 
@@ -178,7 +180,8 @@ class SimPilotHw:
         d = self.pwm.duty
         if d == 0 or d >= 65535:
             return 0
-        return current_for_duty((d * 1000 + 32767) // 65535)
+        # an EV reads the duty to about 0.1 A and stays below it
+        return int(current_for_duty((d * 1000 + 32767) // 65535) * 10) / 10
 
 
 class MeterModel:
