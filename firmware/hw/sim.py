@@ -496,7 +496,7 @@ class SimBench:
     in-process slave (SimModbusPort); pass line= to put a real line (a pty to
     host_tools/sim_meter.py) behind the same cut-able wrapper."""
 
-    def __init__(self, ticks=ticks_ms, model="SDM630", phases=None, unit=1, line=None, demand_a=16.0):
+    def __init__(self, ticks=ticks_ms, model="SDM630", phases=None, unit=1, line=None, demand_a=16.0, lock_hold=False):
         self.ticks = ticks
         self.model = meters.MODELS[model] if isinstance(model, str) else model
         if phases is None:
@@ -505,13 +505,20 @@ class SimBench:
         self.unit = unit
         self.ev = SimEV(demand_a=demand_a, phases=phases)
         self.contactor = SimContactorHw(ticks)
-        self.lock = SimLockHw(ticks)
+        self.lock = SimLockHw(ticks, hold=lock_hold)
         self.pilot = SimPilotHw(self.ev)
         self.reader = FakePn532()
         self.meter = MeterModel(ticks, self.contactor, self.ev, self.pilot, phases)
         self.slave = SimModbusPort(self.model, self.meter, unit) if line is None else None
         self.meter_line = CutPort(line if line is not None else self.slave)
+        self.meter_server = None  # set by boards/host.py when a pymodbus server runs
         self.injected = {}
+
+    def attach_line(self, port):
+        """Read the meter through `port` (e.g. a pty to host_tools/sim_meter)
+        instead of the in-process slave; meter_loss still cuts it."""
+        self.slave = None
+        self.meter_line = CutPort(port)
 
     def inject(self, name, on=True):
         """Turn a fault on or off. Returns False for an unknown name."""
