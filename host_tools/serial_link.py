@@ -5,6 +5,7 @@
   script) opens the slave path; the other end is the master fd.
 - FdPort: the non-blocking port the firmware drivers expect (write,
   readinto) on a file descriptor, e.g. a pty master.
+- read_blocking(): a Modbus read without asyncio, for tools and tests.
 - PtyLink: two ptys joined by a thread that copies bytes both ways, so two
   programs that each want a device path can talk, with a hook that may
   change, delay or drop what crosses (bad CRCs, a cut line).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 import termios
 import tty
 
@@ -56,6 +58,17 @@ class FdPort:
 
     def close(self):
         os.close(self.fd)
+
+
+def read_blocking(master, unit, fc, address, count):
+    """Run a ModbusMaster read to its end with time.sleep (host tools and
+    tests; the agent uses `await master.read(...)`)."""
+    master.start(unit, fc, address, count)
+    while True:
+        regs = master.poll()
+        if regs is not None:
+            return regs
+        time.sleep(master.wait_hint_ms() / 1000)
 
 
 class PtyLink:

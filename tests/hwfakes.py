@@ -6,6 +6,22 @@ import sys
 from firmware.hw.sim import ByteQueue, SimPin, SimPWM
 
 
+def crc16_bitwise(buf, n=-1):
+    """The textbook bitwise CRC-16/MODBUS (Serial Line §6.2.2): the reference
+    the firmware's table version is checked and benchmarked against."""
+    if n < 0:
+        n = len(buf)
+    crc = 0xFFFF
+    for i in range(n):
+        crc ^= buf[i]
+        for _ in range(8):
+            if crc & 1:
+                crc = (crc >> 1) ^ 0xA001
+            else:
+                crc >>= 1
+    return crc
+
+
 class StepClock:
     """A fake millisecond clock that advances `step` ms each time it is read,
     for async code whose waits are real sleeps (Meter.update)."""

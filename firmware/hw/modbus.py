@@ -12,8 +12,8 @@
 # on without ever blocking (wait for bus silence, send, collect the reply,
 # retry) and returns None until the registers are there. `await read(...)`
 # runs that loop with asyncio sleeps sized from the baud rate, so the OCPP loop
-# keeps running while a meter answers; read_blocking() does the same with
-# time.sleep for tools and tests.
+# keeps running while a meter answers (host tools drive poll() with
+# time.sleep: host_tools.serial_link.read_blocking).
 #
 # References: Modbus Application Protocol V1.1b3 §6.3/§6.4 (function codes
 # 3/4, 1..125 registers, exception responses §7) and Modbus over Serial Line
@@ -64,7 +64,7 @@ class ModbusException(ModbusError):
 
 
 # CRC-16/MODBUS, four bits at a time: a 16-entry table is faster than the
-# bitwise loop and than a 256-entry table on MicroPython (benchmarks/bench_hw).
+# bitwise loop (5x) and than a 256-entry table on MicroPython (benchmarks/bench_hw).
 def _nibble_table():
     t = []
     for i in range(16):
@@ -93,32 +93,9 @@ def crc16(buf, n=-1, start=0):
     return crc
 
 
-def crc16_bitwise(buf, n=-1):
-    """The textbook bitwise CRC (Serial Line §6.2.2): the benchmark baseline."""
-    if n < 0:
-        n = len(buf)
-    crc = 0xFFFF
-    for i in range(n):
-        crc ^= buf[i]
-        for _ in range(8):
-            if crc & 1:
-                crc = (crc >> 1) ^ 0xA001
-            else:
-                crc >>= 1
-    return crc
-
-
 def decode_f32(buf, offset):
     """IEEE-754 float32 from two registers, high word first (big-endian)."""
     return struct.unpack_from(">f", buf, offset)[0]
-
-
-def decode_u16(buf, offset):
-    return (buf[offset] << 8) | buf[offset + 1]
-
-
-def decode_u32(buf, offset):
-    return (decode_u16(buf, offset) << 16) | decode_u16(buf, offset + 2)
 
 
 def char_time_us(baud):
@@ -331,16 +308,6 @@ class ModbusMaster:
             if regs is not None:
                 return regs
             await sleep(self.wait_hint_ms())
-
-    def read_blocking(self, unit, fc, address, count):
-        import time
-
-        self.start(unit, fc, address, count)
-        while True:
-            regs = self.poll()
-            if regs is not None:
-                return regs
-            time.sleep(self.wait_hint_ms() / 1000)
 
 
 async def _asyncio_sleep_ms(ms):

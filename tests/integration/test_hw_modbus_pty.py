@@ -19,7 +19,7 @@ from firmware.hw.modbus import (
     ModbusTimeout,
     decode_f32,
 )
-from host_tools.serial_link import FdPort, PtyLink, open_pty
+from host_tools.serial_link import FdPort, PtyLink, open_pty, read_blocking
 from host_tools.sim_meter import SimMeterServer
 from tests.support import micropython_binary, repo_root
 
@@ -65,7 +65,7 @@ def pty_meter():
 def test_sdm630_values_through_real_frames(pty_meter):
     server, port = pty_meter
     master = ModbusMaster(port, baud=9600, timeout_ms=300)
-    regs = master.read_blocking(1, 4, 0x0000, 2)
+    regs = read_blocking(master, 1, 4, 0x0000, 2)
     assert decode_f32(regs, 0) == 231.5
     meter = Meter(master, meters.SDM630, unit=1)
     assert asyncio.run(meter.update()) is None
@@ -112,13 +112,13 @@ def test_exception_responses(pty_meter):
     server, port = pty_meter
     master = ModbusMaster(port, timeout_ms=300)
     with pytest.raises(ModbusException) as e:
-        master.read_blocking(1, 3, 0x0000, 2)  # no holding register 0 on an SDM630
+        read_blocking(master, 1, 3, 0x0000, 2)  # no holding register 0 on an SDM630
     assert e.value.args[0] == 2
     with pytest.raises(ModbusException) as e:
-        master.read_blocking(1, 4, 0x0200, 2)  # past the input registers
+        read_blocking(master, 1, 4, 0x0200, 2)  # past the input registers
     assert e.value.args[0] == 2
     assert server.requests == 2  # an exception is an answer: not retried
-    regs = master.read_blocking(1, 3, 0x0014, 2)  # holding: its Modbus address
+    regs = read_blocking(master, 1, 3, 0x0014, 2)  # holding: its Modbus address
     assert decode_f32(regs, 0) == 1.0
 
 
@@ -128,7 +128,7 @@ def test_timeout_when_the_meter_is_silent(pty_meter):
     server.silent = True
     t0 = time.monotonic()
     with pytest.raises(ModbusTimeout):
-        master.read_blocking(1, 4, 0, 2)
+        read_blocking(master, 1, 4, 0, 2)
     elapsed = time.monotonic() - t0
     time.sleep(0.05)
     assert server.requests == 3
@@ -136,25 +136,25 @@ def test_timeout_when_the_meter_is_silent(pty_meter):
     # three tries of 100 ms + 20 ms of wire time, with the gap between them
     assert 0.36 <= elapsed < 1.5
     server.silent = False
-    assert decode_f32(master.read_blocking(1, 4, 0, 2), 0) == 231.5
+    assert decode_f32(read_blocking(master, 1, 4, 0, 2), 0) == 231.5
 
 
 def test_other_unit_never_answers(pty_meter):
     server, port = pty_meter
     master = ModbusMaster(port, timeout_ms=100, retries=0)
     with pytest.raises(ModbusTimeout):
-        master.read_blocking(7, 4, 0, 2)
+        read_blocking(master, 7, 4, 0, 2)
 
 
 def test_bad_crc_is_detected_and_retried(pty_meter):
     server, port = pty_meter
     master = ModbusMaster(port, timeout_ms=300, retries=2)
     server.corrupt_next = 1
-    assert decode_f32(master.read_blocking(1, 4, 0, 2), 0) == 231.5
+    assert decode_f32(read_blocking(master, 1, 4, 0, 2), 0) == 231.5
     assert master.crc_errors == 1 and server.requests == 2
     server.corrupt_next = 3
     with pytest.raises(ModbusCRCError):
-        master.read_blocking(1, 4, 0, 2)
+        read_blocking(master, 1, 4, 0, 2)
     assert master.crc_errors == 4
 
 
@@ -173,7 +173,7 @@ def test_bad_crc_from_a_noisy_line():
         try:
             with serial.Serial(link.path_a, 9600, timeout=0) as ser:
                 master = ModbusMaster(ser, timeout_ms=300, retries=1)
-                assert decode_f32(master.read_blocking(1, 4, 0, 2), 0) == 231.5
+                assert decode_f32(read_blocking(master, 1, 4, 0, 2), 0) == 231.5
                 assert master.crc_errors == 1
         finally:
             server.stop()
