@@ -12,6 +12,8 @@
 # Timeouts use the wrapping ticks of firmware.compat (ticks_ms/ticks_diff);
 # each driver takes `ticks=` so tests drive it with a fake clock.
 
+from firmware.compat import ticks_diff
+
 # Events returned by poll(). Plain interned strings: no allocation, and
 # they read well in console JSON lines.
 EV_CLOSED = "closed"  # relay: feedback confirmed closed
@@ -32,3 +34,19 @@ F_READER_FAILED = "reader_failed"  # RFID reader does not answer
 F_PILOT_DIODE = "pilot_diode"  # PWM negative plateau missing: no EV diode
 F_PILOT_SHORT = "pilot_short"  # state E: CP shorted to PE
 F_PILOT_STUCK = "pilot_stuck"  # state F read while not commanded: CP driver fault
+
+
+def persisted(driver, agree, now, ms):
+    """Steady-state watch shared by the relay and the lock: True once the
+    feedback has disagreed with the command for `ms` (the watch then starts
+    over). Keeps its start time in driver._mismatch."""
+    if agree:
+        driver._mismatch = None
+        return False
+    if driver._mismatch is None:
+        driver._mismatch = now
+        return False
+    if ticks_diff(now, driver._mismatch) < ms:
+        return False
+    driver._mismatch = None
+    return True

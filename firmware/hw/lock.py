@@ -12,7 +12,7 @@
 # verify_ms (forced open) is F_LOCK_FAILED. lock()/unlock() clear a previous
 # lock fault (the caller is trying again).
 from firmware.compat import ticks_diff, ticks_ms
-from firmware.hw import EV_FAULT, EV_LOCKED, EV_UNLOCKED, F_LOCK_FAILED, F_UNLOCK_FAILED
+from firmware.hw import EV_FAULT, EV_LOCKED, EV_UNLOCKED, F_LOCK_FAILED, F_UNLOCK_FAILED, persisted
 
 
 class ConnectorLock:
@@ -107,14 +107,8 @@ class ConnectorLock:
             self.pending = False
             self.fault = F_LOCK_FAILED if self.target else F_UNLOCK_FAILED
             return EV_FAULT
-        if self.fault is not None or self.is_locked() == self.target:
-            self._mismatch = None
+        agree = self.fault is not None or self.is_locked() == self.target
+        if not persisted(self, agree, now, self.verify_ms):
             return None
-        if self._mismatch is None:
-            self._mismatch = now
-            return None
-        if ticks_diff(now, self._mismatch) < self.verify_ms:
-            return None
-        self._mismatch = None
         self.fault = F_LOCK_FAILED if self.target else F_UNLOCK_FAILED
         return EV_FAULT

@@ -11,7 +11,7 @@
 #                   released.
 # close() clears F_CLOSE_FAILED/F_DROPOUT (the caller is trying again).
 from firmware.compat import ticks_diff, ticks_ms
-from firmware.hw import EV_CLOSED, EV_FAULT, EV_OPENED, F_CLOSE_FAILED, F_DROPOUT, F_WELD
+from firmware.hw import EV_CLOSED, EV_FAULT, EV_OPENED, F_CLOSE_FAILED, F_DROPOUT, F_WELD, persisted
 
 
 class Contactor:
@@ -84,15 +84,8 @@ class Contactor:
                 self._drive(0)
                 return self._set(F_CLOSE_FAILED)
             return self._set(F_WELD)
-        if fb == self.commanded:
-            self._mismatch = None
+        if not persisted(self, fb == self.commanded, now, self.verify_ms):
             return None
-        if self._mismatch is None:
-            self._mismatch = now
-            return None
-        if ticks_diff(now, self._mismatch) < self.verify_ms:
-            return None
-        self._mismatch = None
         if self.commanded:
             self._drive(0)
             return self._set(F_DROPOUT)
