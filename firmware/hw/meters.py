@@ -159,7 +159,7 @@ class Meter:
                     if d != d:
                         raise ModbusError("register %d is not a number" % row[2])
                     scratch[i] = v * row[3]
-        except ModbusError as e:
+        except (ModbusError, OSError) as e:  # OSError: the port itself failed
             return self._failed(e)
         self._scratch = self.values
         self.values = scratch

@@ -288,11 +288,12 @@ class ModbusMaster:
 
     def _discard_input(self):
         got = False
-        while True:
+        for _ in range(8):  # bounded: a babbling line must not stall us
             n = self.port.readinto(self._drain)
             if not n:
                 return got
             got = True
+        return got
 
     # -- drivers of the loop ----------------------------------------------
 

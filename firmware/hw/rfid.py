@@ -145,12 +145,15 @@ class Pn532Reader:
 
     def poll(self):
         now = self._ticks()
-        if not self._busy:
-            if ticks_diff(now, self._next) < 0:
+        try:
+            if not self._busy:
+                if ticks_diff(now, self._next) < 0:
+                    return None
+                self._send(now)
                 return None
-            self._send(now)
-            return None
-        kind, start, end = self._receive()
+            kind, start, end = self._receive()
+        except OSError:  # the UART itself failed (e.g. a USB adapter unplugged)
+            return self._failed(now)
         if kind == 0:
             if ticks_diff(now, self._sent) >= self.timeout_ms:
                 return self._failed(now)

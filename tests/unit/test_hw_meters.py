@@ -182,3 +182,22 @@ class MeterTest(unittest.TestCase):
         clock.advance(3600000)  # an hour at 2277 W
         asyncio.run(m.update())
         self.assertAlmostEqual(m.energy_wh(), 2277, delta=1)
+
+
+class BrokenPort:
+    def write(self, buf):
+        raise OSError(5)
+
+    def readinto(self, buf):
+        raise OSError(5)
+
+
+@unittest.skipIf(asyncio is None, "no asyncio")
+class PortFailureTest(unittest.TestCase):
+    def test_a_failing_port_is_a_failed_update(self):
+        clock = FakeClock(0)
+        master = ModbusMaster(BrokenPort(), ticks=clock, sleep_ms=fake_sleep(clock))
+        m = Meter(master, meters.SDM120, fail_limit=1, ticks=clock)
+        self.assertEqual(update(m), EV_FAULT)
+        self.assertEqual(m.fault, F_METER_LOST)
+        self.assertIsInstance(m.last_error, OSError)

@@ -118,3 +118,24 @@ class ReaderTest(unittest.TestCase):
             self.clock.advance(10)
         self.assertEqual(events, [EV_FAULT])
         self.assertIsNone(reader.firmware)
+
+
+class BrokenUART:
+    def write(self, buf):
+        raise OSError(5)
+
+    def readinto(self, buf):
+        raise OSError(5)
+
+
+class PortFailureTest(unittest.TestCase):
+    def test_a_failing_uart_is_a_reader_fault(self):
+        clock = FakeClock(0)
+        reader = Pn532Reader(BrokenUART(), fail_limit=2, ticks=clock)
+        events = []
+        for _ in range(300):
+            e = reader.poll()
+            if e:
+                events.append(e)
+            clock.advance(10)
+        self.assertEqual(events, [EV_FAULT])
