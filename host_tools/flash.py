@@ -227,7 +227,7 @@ def _write_or_check(path, text, check):
     if check:
         current = open(full).read() if os.path.exists(full) else ""
         if current != text:
-            raise SystemExit("%s is stale: run python -m host_tools.flash %s" % (path, path.split(".")[0].replace("_", "-")))
+            raise SystemExit("%s is stale: run python -m host_tools.flash %s" % (path, {"package.json": "package-json"}.get(path, "manifest")))
         return
     with open(full, "w") as f:
         f.write(text)
