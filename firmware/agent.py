@@ -44,6 +44,7 @@ from firmware.ocpp.v16.config import Config
 from firmware.store.journal import problem_text
 from firmware.store.state import Store
 from firmware.store.txqueue import TxQueue
+from firmware.hw.status import error_code
 
 _SOON_MS = 20  # never sleep less: coalesces bursts of events
 _MAX_SLEEP_MS = 60000
@@ -58,20 +59,6 @@ _BOOT_FIELDS = (
     ("meter_serial", "meterSerialNumber"),
 )
 
-# The OCPP errorCode a hardware fault is reported with (C16 §7.6).
-FAULT_CODES = {
-    "weld": "PowerSwitchFailure",
-    "close_failed": "PowerSwitchFailure",
-    "meter_lost": "PowerMeterFailure",
-    "lock_failed": "ConnectorLockFailure",
-    "reader_failed": "ReaderFailure",
-    "pilot": "EVCommunicationError",
-    "ground": "GroundFailure",
-    "overcurrent": "OverCurrentFailure",
-    "overvoltage": "OverVoltage",
-    "undervoltage": "UnderVoltage",
-    "temperature": "HighTemperature",
-}
 
 
 def boot_info(settings):
@@ -129,6 +116,8 @@ class Agent:
         self._sleep_until = 0
         self._outbox = []
         self._out_ready = asyncio.Event()
+        self._performing = False
+        self._held = []  # hardware events that arrived while performing
         self._perform()
 
     # ---- settings for the transport ------------------------------------------------
@@ -184,6 +173,11 @@ class Agent:
     # ---- hardware events ---------------------------------------------------------------
 
     def hw_event(self, ev):
+        if self._performing:
+            # Feedback to a command we are still performing (a simulated
+            # relay answers at once): handled right after, in order.
+            self._held.append(ev)
+            return
         now = self.mono.now()
         kind = ev[0]
         cp = self.cp
@@ -201,11 +195,17 @@ class Agent:
 
     def _perform(self):
         cp = self.cp
-        while cp.actions:
-            acts = cp.actions
-            cp.actions = []
-            for a in acts:
-                _ACTIONS[a[0]](self, a)
+        self._performing = True
+        try:
+            while cp.actions:
+                acts = cp.actions
+                cp.actions = []
+                for a in acts:
+                    _ACTIONS[a[0]](self, a)
+        finally:
+            self._performing = False
+        while self._held:
+            self.hw_event(self._held.pop(0))
         w = cp.next_wake()
         if w is not None and w < self._sleep_until:
             self._wake.set()  # the timer loop sleeps past a new deadline
@@ -291,8 +291,11 @@ class Agent:
 
     async def _timers(self):
         cp = self.cp
+        refresh = getattr(self.hw, "refresh", None)
         while self.running:
             now = self.mono.now()
+            if refresh is not None:
+                refresh()  # hardware that reads its meter on demand
             cp.tick(now)
             self._perform()
             if not self.running:
@@ -326,6 +329,44 @@ class Agent:
 
     # ---- bench console ------------------------------------------------------------------
 
+    async def serve_console(self, reader, writer):
+        """One console client on a stream pair (UART, pty or TCP): a line in,
+        a JSON line out; events go to every client."""
+
+        def push(line):
+            try:
+                writer.write((line + "\n").encode())
+            except Exception:
+                pass
+
+        self.console_writers.append(push)
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                if len(line) > 4096:
+                    push('{"ok":false,"error":"line too long"}')
+                    continue
+                try:
+                    text = line.decode()
+                except UnicodeError:
+                    push('{"ok":false,"error":"not UTF-8"}')
+                    continue
+                out = self.console.handle(text)
+                if out is not None:
+                    push(out)
+                await writer.drain()
+        except Exception as e:  # a console client that goes away is normal
+            if not isinstance(e, (OSError, asyncio.CancelledError)):
+                print_exception(e)
+        finally:
+            self.console_writers.remove(push)
+            try:
+                writer.close()
+            except Exception:
+                pass
+
     def console_status(self, req):
         cp = self.cp
         now = self.mono.now()
@@ -356,8 +397,11 @@ class Agent:
         tag = req.get("idTag")
         if not tag:
             raise ValueError("card needs an idTag")
+        present = getattr(self.hw, "present", None)
+        if present is not None and present(tag):
+            return {"via": "reader"}  # the board's card reader driver reads it
         self.hw_event(("card", tag, req.get("connector")))
-        return None
+        return {"via": "direct"}
 
     def console_stop(self, req):
         c = self._connector(req)
@@ -466,7 +510,7 @@ def _ev_card(agent, cp, ev, now):
 
 
 def _ev_fault(agent, cp, ev, now):
-    cp.fault(ev[1], FAULT_CODES.get(ev[2], ev[2]), ev[3], now)
+    cp.fault(ev[1], error_code(ev[2]), ev[3], now)
 
 
 def _ev_fault_cleared(agent, cp, ev, now):
@@ -474,8 +518,7 @@ def _ev_fault_cleared(agent, cp, ev, now):
 
 
 def _ev_warning(agent, cp, ev, now):
-    code = ev[2]
-    cp.warning(ev[1], FAULT_CODES.get(code, code) if code else None, ev[3], now)
+    cp.warning(ev[1], error_code(ev[2]) if ev[2] else None, ev[3], now)
 
 
 _HW_EVENTS = {

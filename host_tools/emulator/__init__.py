@@ -1,0 +1,110 @@
+# The emulator: the real agent (firmware/agent.py and everything under it)
+# on simulated hardware, against any CSMS.
+#
+#   python -m host_tools.emulator --csms ws://127.0.0.1:8180/ocpp --id CP1 \
+#       --state-dir state/CP1 --console tcp:127.0.0.1:7001
+#
+# One charger runs on the host board (boards/host.py: real drivers on
+# simulated pins, the meter through real Modbus RTU frames over a pty to a
+# pymodbus server). --count N runs N chargers in one process on the light
+# fleet model (host_tools/emulator/hardware.py FleetHardware).
+#
+# A reboot (Reset from the CSMS, "reboot" on the console) ends the agent and
+# starts a new one on the same state directory, as a device would.
+import asyncio
+import os
+
+from firmware.agent import Agent
+
+VERSION = "0.1.0"
+
+
+class ConsoleHub:
+    """The console clients of one charger; they survive the agent's reboots."""
+
+    def __init__(self):
+        self.agent = None
+        self.writers = []
+
+    def attach(self, agent):
+        self.agent = agent
+        agent.console_writers = self.writers
+
+    async def serve(self, reader, writer):
+        def push(line):
+            try:
+                writer.write((line + "\n").encode())
+            except Exception:
+                pass
+
+        self.writers.append(push)
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                try:
+                    text = line.decode()
+                except UnicodeError:
+                    push('{"ok":false,"error":"not UTF-8"}')
+                    continue
+                agent = self.agent
+                out = agent.console.handle(text) if agent is not None else '{"ok":false,"error":"rebooting"}'
+                if out is not None:
+                    push(out)
+                await writer.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            self.writers.remove(push)
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+
+def charger_settings(args, identity, state_dir):
+    s = {
+        "identity": identity,
+        "csms_url": args.csms,
+        "state_dir": state_dir,
+        "connectors": 1,
+        "vendor": "OpenChargeAgent",
+        "model": "Emulator",
+        "serial": identity,
+        "firmware_version": VERSION,
+        "sync": not args.no_sync,
+        "log_frames": args.log_frames,
+        "ocpp": dict(args.ocpp),
+        "backoff_min_s": args.backoff_min,
+        "backoff_base_s": args.backoff_base,
+        "backoff_max_s": args.backoff_max,
+    }
+    for key in ("security_profile", "authorization_key", "ca_file", "client_cert_file", "client_key_file"):
+        v = getattr(args, key, None)
+        if v is not None:
+            s[key] = v
+    return s
+
+
+async def run_charger(settings, make_hw, hub=None, out=None, on_agent=None):
+    """Run one charger until it is stopped; a reboot starts a fresh agent on
+    the same state directory. Returns the number of reboots."""
+    os.makedirs(settings["state_dir"], exist_ok=True)
+    reboots = 0
+    while True:
+        hw = make_hw()
+        try:
+            agent = Agent(settings, hw, out=out)
+            if hub is not None:
+                hub.attach(agent)
+            if on_agent is not None:
+                on_agent(agent)
+            result = await agent.run()
+        finally:
+            close = getattr(hw, "close", None)
+            if close is not None:
+                close()
+        if result is None:
+            return reboots
+        reboots += 1
