@@ -12,6 +12,7 @@ package(
         "clock.py",
         "compat.py",
         "console.py",
+        "hardware.py",
         "hw/__init__.py",
         "hw/lock.py",
         "hw/meters.py",
