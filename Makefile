@@ -7,7 +7,7 @@ PY     := $(BIN)/python
 MPY    := $(BIN)/micropython
 STAMP  := $(VENV)/.stamp-requirements
 
-.PHONY: setup test test-cpython test-micropython run bench fuzz codegen clean
+.PHONY: setup test test-cpython test-micropython run bench codegen clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test-cpython: setup
 test-micropython: setup
 	@echo "== MicroPython unix port: tests/unit"
 	@$(MPY) -X heapsize=4M tests/run_mp.py
+
+# The bench CSMS and one emulated charger; prints the API and console addresses.
+run: setup
+	$(PY) -m host_tools.run $(RUN_ARGS)
 
 # Regenerate the validation tables from the ocpp package's JSON schemas.
 codegen: setup

@@ -18,6 +18,7 @@
 #   connect_timeout_s, pong_timeout_s: passed to the transport (firmware/net)
 #   ocpp                            {configuration key: value} board defaults
 #   log_frames                      print the message log (default True)
+#   message_log                     also append it to this file (JSON lines)
 #
 # The hardware object (built by boards/<board>.py) is duck-typed:
 #   hw.connectors, hw.fixed_cable (tuple of bools, index 0 unused)
@@ -83,6 +84,8 @@ class Agent:
         self.console_writers = []
         self.frames_to_console = False
         self.log_frames = settings.get("log_frames", True)
+        path = settings.get("message_log")
+        self.log_file = open(path, "a") if path else None
         n = settings.get("connectors", hw.connectors)
         path = settings.get("state_dir", ".") + "/journal.bin"
         self.store = Store(path, sync=settings.get("sync", True))
@@ -253,7 +256,7 @@ class Agent:
             w(line)
 
     def _log_frame(self, direction, mtype, msg_id, action, body, rtt_ms):
-        if not (self.log_frames or self.frames_to_console):
+        if not (self.log_frames or self.frames_to_console or self.log_file):
             return
         wall = self.cp.wall(self.mono.now())
         rec = msglog.record(wall if wall is not None else 0, direction, mtype, msg_id, action, body, rtt_ms)
@@ -261,6 +264,9 @@ class Agent:
         line = json_dumps(rec)
         if self.log_frames:
             self.out(line)
+        if self.log_file is not None:
+            self.log_file.write(line + "\n")
+            self.log_file.flush()
         if self.frames_to_console:
             for w in self.console_writers:
                 w(line)
@@ -283,6 +289,8 @@ class Agent:
             for t in tasks:
                 t.cancel()
             self.store.close()
+            if self.log_file is not None:
+                self.log_file.close()
         return self.reboot_requested
 
     def stop(self):
