@@ -95,6 +95,87 @@ else:
 
 json_loads = json.loads
 
+# Byte loops for the WebSocket framing: copy, XOR-mask, strict UTF-8 check.
+# MicroPython runs them as viper machine code where the port has a native
+# emitter (no allocation), else as plain Python like CPython.
+if IS_MICROPYTHON:
+    try:
+        from firmware._native import copy_into, mask_into, utf8_valid
+    except (ImportError, SyntaxError, ValueError):
+        from firmware.bufops import copy_into, mask_into, utf8_valid
+
+    def utf8_text(mv, start, n):
+        # MicroPython's str() accepts overlong forms and surrogates: check first.
+        if not utf8_valid(mv, start, n):
+            return None
+        return str(mv[start : start + n], "utf-8")
+
+    def wire(frame):
+        # asyncio's Stream copies what it cannot send at once: a reused
+        # buffer may go out as it is.
+        return frame
+
+    def is_tls_error(exc):
+        # mbedTLS reports its failures as negative error numbers.
+        return isinstance(exc, OSError) and bool(exc.args) and type(exc.args[0]) is int and exc.args[0] < 0
+
+else:
+    from firmware.bufops import copy_into, mask_into, utf8_valid  # noqa: F401
+
+    def utf8_text(mv, start, n):
+        try:
+            return str(mv[start : start + n], "utf-8")
+        except UnicodeError:
+            return None
+
+    def wire(frame):
+        # CPython's transports may keep a reference to what they are given
+        # instead of copying it: hand them bytes of their own.
+        return bytes(frame)
+
+    def is_tls_error(exc):
+        import ssl
+
+        return isinstance(exc, ssl.SSLError)
+
+
+def tls_client_context(ca_file=None, ca_data=None, cert_file=None, key_file=None):
+    """A TLS client context that verifies the server: CERT_REQUIRED and the
+    host name (given at connect time) checked, on both runtimes.
+
+    MicroPython's context verifies nothing unless told, and has no system CA
+    store, so a CA is required there; CPython uses the system store when no CA
+    is given. A client certificate and key (files) make it mutual TLS.
+    """
+    import ssl
+
+    if IS_MICROPYTHON:
+        if not (ca_file or ca_data):
+            raise ValueError("a CA certificate is required for TLS on MicroPython")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if ca_file:
+            ctx.load_verify_locations(cafile=ca_file)
+        else:
+            data = ca_data.encode() if type(ca_data) is str else ca_data
+            ctx.load_verify_locations(cadata=data)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.check_hostname = True
+        if ca_file or ca_data:
+            if ca_file:
+                ctx.load_verify_locations(cafile=ca_file)
+            if ca_data:
+                data = ca_data.decode() if type(ca_data) is not str and ca_data[:1] == b"-" else ca_data
+                ctx.load_verify_locations(cadata=data)
+        else:
+            ctx.load_default_certs()
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
 
 class Monotonic:
     """A millisecond clock that never wraps, built from the wrapping ticks.
