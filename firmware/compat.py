@@ -116,7 +116,10 @@ if IS_MICROPYTHON:
         return frame
 
     def is_tls_error(exc):
-        # mbedTLS reports its failures as negative error numbers.
+        # mbedTLS failures: a certificate refused is a ValueError carrying
+        # mbedTLS's verify text; others are OSErrors with negative numbers.
+        if isinstance(exc, ValueError):
+            return True
         return isinstance(exc, OSError) and bool(exc.args) and type(exc.args[0]) is int and exc.args[0] < 0
 
 else:
@@ -137,44 +140,6 @@ else:
         import ssl
 
         return isinstance(exc, ssl.SSLError)
-
-
-def tls_client_context(ca_file=None, ca_data=None, cert_file=None, key_file=None):
-    """A TLS client context that verifies the server: CERT_REQUIRED and the
-    host name (given at connect time) checked, on both runtimes.
-
-    MicroPython's context verifies nothing unless told, and has no system CA
-    store, so a CA is required there; CPython uses the system store when no CA
-    is given. A client certificate and key (files) make it mutual TLS.
-    """
-    import ssl
-
-    if IS_MICROPYTHON:
-        if not (ca_file or ca_data):
-            raise ValueError("a CA certificate is required for TLS on MicroPython")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        if ca_file:
-            ctx.load_verify_locations(cafile=ca_file)
-        else:
-            data = ca_data.encode() if type(ca_data) is str else ca_data
-            ctx.load_verify_locations(cadata=data)
-    else:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.check_hostname = True
-        if ca_file or ca_data:
-            if ca_file:
-                ctx.load_verify_locations(cafile=ca_file)
-            if ca_data:
-                data = ca_data.decode() if type(ca_data) is not str and ca_data[:1] == b"-" else ca_data
-                ctx.load_verify_locations(cadata=data)
-        else:
-            ctx.load_default_certs()
-    if cert_file:
-        ctx.load_cert_chain(cert_file, key_file)
-    return ctx
 
 
 class Monotonic:
@@ -205,3 +170,69 @@ def is_int(value):
 def is_number(value):
     t = type(value)
     return t is int or t is float
+
+
+def der_blocks(data):
+    """The DER bodies of the PEM blocks in data (bytes); data itself if it
+    holds no PEM (already DER)."""
+    import binascii
+
+    if b"-----BEGIN" not in data:
+        return [data]
+    out = []
+    body = None
+    for line in data.split(b"\n"):
+        line = line.strip()
+        if line.startswith(b"-----BEGIN"):
+            body = []
+        elif line.startswith(b"-----END"):
+            if body is not None:
+                out.append(binascii.a2b_base64(b"".join(body)))
+            body = None
+        elif body is not None and line and b":" not in line:
+            body.append(line)
+    return out
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def tls_client_context(ca_file=None, ca_data=None, cert_file=None, key_file=None):
+    """A TLS client context that verifies the server: CERT_REQUIRED and the
+    host name (given at connect time) checked, on both runtimes.
+
+    MicroPython's context verifies nothing unless told, has no system CA
+    store (a CA is required there) and, on some ports, reads DER only: PEM
+    files are converted here. CPython uses the system store when no CA is
+    given. A client certificate and key (files) make it mutual TLS.
+    """
+    import ssl
+
+    if IS_MICROPYTHON:
+        if not (ca_file or ca_data):
+            raise ValueError("a CA certificate is required for TLS on MicroPython")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        data = _read(ca_file) if ca_file else ca_data
+        if type(data) is str:
+            data = data.encode()
+        for der in der_blocks(data):
+            ctx.load_verify_locations(cadata=der)
+        if cert_file:
+            ctx.load_cert_chain(der_blocks(_read(cert_file))[0], der_blocks(_read(key_file))[0])
+        return ctx
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = True
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    if ca_data:
+        ctx.load_verify_locations(cadata=ca_data.decode() if ca_data[:1] == b"-" else ca_data)
+    if not (ca_file or ca_data):
+        ctx.load_default_certs()
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx

@@ -28,7 +28,7 @@ _RX = 1024
 
 class ConnectFailed(Exception):
     def __init__(self, kind, detail, status=0):
-        Exception.__init__(self, kind + ": " + detail)
+        super().__init__(kind + ": " + detail)
         self.kind = kind
         self.detail = detail
         self.status = status
@@ -37,14 +37,19 @@ class ConnectFailed(Exception):
 class Connection:
     """One open WebSocket: read events, send frames. Writes are serialised."""
 
-    def __init__(self, reader, writer, ws, subprotocol, leftover=b""):
+    def __init__(self, reader, writer):
         self.reader = reader
         self.writer = writer
-        self.ws = ws
-        self.subprotocol = subprotocol
+        self.ws = None
+        self.subprotocol = None
         self._lock = asyncio.Lock()
         self._readinto = hasattr(reader, "readinto")  # MicroPython streams
         self._rx = bytearray(_RX)
+        self._data = self._rx
+
+    def upgraded(self, ws, subprotocol, leftover):
+        self.ws = ws
+        self.subprotocol = subprotocol
         if leftover:
             ws.feed(leftover)
 
@@ -55,7 +60,7 @@ class Connection:
             try:
                 self.writer.write(wire(frame))
                 await self.writer.drain()
-            except OSError:
+            except (OSError, ValueError):  # ValueError: mbedTLS on MicroPython
                 return False
         return True
 
@@ -67,7 +72,7 @@ class Connection:
             try:
                 self.writer.write(wire(self.ws.send_text(text)))
                 await self.writer.drain()
-            except OSError:
+            except (OSError, ValueError):
                 return False
         return True
 
@@ -81,10 +86,10 @@ class Connection:
         return await self._write(self.ws.close(code, reason))
 
     async def next_event(self):
-        """The next event for the application: EV_TEXT (ws.data), EV_BINARY,
-        EV_PONG or EV_CLOSE (ws.close_code, ws.close_reason; the connection is
-        then finished). Pings are answered here; the peer's close is echoed,
-        a protocol fault is answered with its close code."""
+        """The next event for the application: EV_TEXT (ws.data), EV_PONG or
+        EV_CLOSE (ws.close_code, ws.close_reason; the connection is then
+        finished). Pings are answered here, the peer's close is echoed, a
+        protocol fault or a binary message is answered with a close frame."""
         ws = self.ws
         while True:
             try:
@@ -93,12 +98,15 @@ class Connection:
                 await self._write(ws.close(e.code, e.reason))
                 return EV_CLOSE
             if ev is None:
-                if not await self._read():
-                    ev = ws.lost()
-                    if ev is None:
-                        return EV_CLOSE
-                    return ev
-                continue
+                try:
+                    n = await self._fill()
+                except (OSError, ValueError):
+                    n = 0
+                if n:
+                    ws.feed(self._data, n)
+                    continue
+                ws.lost()
+                return EV_CLOSE
             if ev == EV_PING:
                 await self._write(ws.pong(ws.data))
                 continue
@@ -112,66 +120,61 @@ class Connection:
                 return EV_CLOSE
             return ev
 
-    async def _read(self):
-        try:
-            if self._readinto:
-                while True:
-                    n = await self.reader.readinto(self._rx)
-                    if n is not None:
-                        break
-                if n:
-                    self.ws.feed(self._rx, n)
-            else:
-                data = await self.reader.read(_RX)
-                n = len(data)
-                if n:
-                    self.ws.feed(data)
-        except OSError:
-            return False
-        return n > 0
+    async def _fill(self):
+        # Bytes in self._data[:n]; 0 at the end of the stream. MicroPython
+        # reads into our buffer; CPython's streams hand out new bytes.
+        if self._readinto:
+            while True:
+                n = await self.reader.readinto(self._rx)
+                if n is not None:
+                    return n
+        self._data = await self.reader.read(_RX)
+        return len(self._data)
 
     async def shutdown(self, abort=False):
-        """Drop the TCP connection (abort: without flushing, for a dead peer)."""
+        """Drop the TCP connection (abort: at once, without flushing)."""
         w = self.writer
+        if not abort:
+            try:
+                w.close()
+                await asyncio.wait_for(w.wait_closed(), 2)
+                return
+            except Exception:
+                pass
         transport = getattr(w, "transport", None)
-        if abort and transport is not None:
-            transport.abort()
-            return
         try:
-            w.close()
-            await asyncio.wait_for(w.wait_closed(), 2)
-        except Exception:
             if transport is not None:
                 transport.abort()
+            else:
+                await w.wait_closed()  # MicroPython: closes the socket at once
+        except Exception:
+            pass
 
 
-async def _open(settings, rng, on_stream):
+async def _open(settings, rng, attempt):
     kw = {}
     if settings.secure:
         kw["ssl"] = settings.tls_context()
         kw["server_hostname"] = settings.host
     reader, writer = await asyncio.open_connection(settings.host, settings.port, **kw)
-    on_stream(writer)
+    conn = Connection(reader, writer)
+    attempt.append(conn)
     hs = Handshake(settings.host_header, settings.path, settings.subprotocols, settings.headers, rng)
+    attempt.append(hs)
     writer.write(hs.request())
     await writer.drain()
-    readinto = hasattr(reader, "readinto")
-    buf = bytearray(_RX)
     while True:
-        if readinto:
-            n = await reader.readinto(buf)
-            if n is None:
-                continue
-            data = buf
-        else:
-            data = await reader.read(_RX)
-            n = len(data)
+        n = await conn._fill()
         if not n:
-            raise HandshakeError("connection closed during the handshake")
-        if hs.feed(data, n):
+            raise HandshakeError("connection closed before the upgrade answer")
+        if hs.feed(conn._data, n):
             break
-    ws = WsConnection(max_message=settings.max_message, rng=rng)
-    return Connection(reader, writer, ws, hs.subprotocol, hs.extra)
+    conn.upgraded(WsConnection(max_message=settings.max_message, rng=rng), hs.subprotocol, hs.extra)
+    return conn
+
+
+# Socket errors that mean the peer hung up, rather than could not be reached.
+_HUNG_UP = (32, 104)  # EPIPE, ECONNRESET
 
 
 async def connect(settings, rng=urandom):
@@ -179,38 +182,40 @@ async def connect(settings, rng=urandom):
 
     Raises ConnectFailed with a kind (FAIL_*) and a detail that never holds
     the credentials. The whole attempt is bounded by connect_timeout_ms.
+    A wss server that hangs up before answering anything at all counts as a
+    TLS failure: that is how a refused client certificate looks from here.
     """
-    streams = []
-    conn = None
+    attempt = []
+    done = False
     try:
-        conn = await asyncio.wait_for(_open(settings, rng, streams.append), settings.connect_timeout_ms / 1000)
+        conn = await asyncio.wait_for(_open(settings, rng, attempt), settings.connect_timeout_ms / 1000)
+        done = True
         return conn
     except HandshakeError as e:
         if e.status and e.status != 101:
             raise ConnectFailed(FAIL_HTTP, e.reason, e.status)
+        if settings.secure and _unanswered(attempt):
+            raise ConnectFailed(FAIL_TLS, "server hung up during TLS set-up")
         raise ConnectFailed(FAIL_HANDSHAKE, e.reason, e.status)
     except asyncio.TimeoutError:
         raise ConnectFailed(FAIL_TIMEOUT, "no upgrade within the connect timeout")
-    except OSError as e:
-        kind = FAIL_TLS if settings.secure and is_tls_error(e) else FAIL_CONNECT
-        raise ConnectFailed(kind, _describe(e))
+    except (OSError, ValueError) as e:
+        if settings.secure and is_tls_error(e):
+            raise ConnectFailed(FAIL_TLS, _describe(e))
+        if isinstance(e, ValueError):
+            raise
+        if settings.secure and e.args and e.args[0] in _HUNG_UP and _unanswered(attempt):
+            raise ConnectFailed(FAIL_TLS, "server hung up during TLS set-up")
+        raise ConnectFailed(FAIL_CONNECT, _describe(e))
     finally:
-        if conn is None:
-            for w in streams:
-                await _drop(w)
+        if not done and attempt:
+            await attempt[0].shutdown(abort=True)
+
+
+def _unanswered(attempt):
+    return len(attempt) == 2 and not attempt[1].received
 
 
 def _describe(exc):
-    text = str(exc)
+    text = str(exc).strip()
     return text if text else type(exc).__name__
-
-
-async def _drop(writer):
-    transport = getattr(writer, "transport", None)
-    try:
-        if transport is not None:
-            transport.abort()
-        else:
-            await writer.wait_closed()  # MicroPython: closes the socket at once
-    except Exception:
-        pass

@@ -25,7 +25,7 @@ class HandshakeError(Exception):
     status (0 when the answer was not HTTP or was cut short)."""
 
     def __init__(self, reason, status=0):
-        Exception.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
         self.status = status
 
@@ -52,6 +52,7 @@ class Handshake:
         self._headers = tuple(headers)
         self._buf = b""
         self._max = max_response
+        self.received = 0  # bytes of answer so far
         self.status = 0
         self.headers = {}
         self.subprotocol = None
@@ -77,6 +78,7 @@ class Handshake:
         """Take bytes of the answer; True once the whole header is in and good."""
         if n < 0:
             n = len(data)
+        self.received += n
         self._buf += bytes(memoryview(data)[:n])
         end = self._buf.find(b"\r\n\r\n")
         if end < 0:

@@ -64,7 +64,7 @@ class ParseFailed(Exception):
     """The peer broke RFC 6455; `code` is the close code to send."""
 
     def __init__(self, code, reason):
-        Exception.__init__(self, reason)
+        super().__init__(reason)
         self.code = code
         self.reason = reason
 
