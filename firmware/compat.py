@@ -27,8 +27,8 @@ if IS_MICROPYTHON:
     def json_dumps(obj):
         return json.dumps(obj, separators=(",", ":"))
 
-    def print_exception(exc, file=sys.stdout):
-        sys.print_exception(exc, file)
+    def print_exception(exc, file=None):
+        sys.print_exception(exc, file or sys.stdout)
 
     def urandom(n):
         return os.urandom(n)
@@ -70,8 +70,9 @@ else:
     def json_dumps(obj):
         return _dumps(obj)
 
-    def print_exception(exc, file=sys.stdout):
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=file)
+    def print_exception(exc, file=None):
+        # sys.stdout looked up at call time: it may have been replaced since.
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=file or sys.stdout)
 
     def urandom(n):
         return os.urandom(n)
