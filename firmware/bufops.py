@@ -18,6 +18,25 @@ def mask_into(dst, doff, src, soff, n):
     dst[doff : doff + n] = (data ^ key).to_bytes(reps << 2, "little")[:n]
 
 
+_IDENTITY = None
+_ONES = None
+
+
+def mask_into_strided(dst, doff, src, soff, n):
+    # The same as mask_into, faster for large payloads on CPython: copy, then
+    # translate every fourth byte through a 256-byte XOR table per key byte.
+    # Needs extended slice assignment, which MicroPython lacks.
+    global _IDENTITY, _ONES
+    if _IDENTITY is None:
+        _IDENTITY = int.from_bytes(bytes(range(256)), "little")
+        _ONES = int.from_bytes(b"\x01" * 256, "little")
+    dst[doff : doff + n] = memoryview(src)[soff : soff + n]
+    end = doff + n
+    for i in range(4):
+        table = (_IDENTITY ^ (dst[doff - 4 + i] * _ONES)).to_bytes(256, "little")
+        dst[doff + i : end : 4] = dst[doff + i : end : 4].translate(table)
+
+
 def utf8_valid(buf, start, n):
     # Strict UTF-8 (RFC 3629), the same rules as _native.utf8_valid.
     i = start

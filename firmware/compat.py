@@ -124,7 +124,16 @@ if IS_MICROPYTHON:
         return isinstance(exc, OSError) and bool(exc.args) and type(exc.args[0]) is int and exc.args[0] < 0
 
 else:
-    from firmware.bufops import copy_into, mask_into, utf8_valid  # noqa: F401
+    from firmware.bufops import copy_into, utf8_valid  # noqa: F401
+    from firmware.bufops import mask_into as _mask_int
+    from firmware.bufops import mask_into_strided as _mask_strided
+
+    def mask_into(dst, doff, src, soff, n):
+        # One wide-integer XOR for small payloads, table lookups for large.
+        if n < 4096:
+            _mask_int(dst, doff, src, soff, n)
+        else:
+            _mask_strided(dst, doff, src, soff, n)
 
     def utf8_text(mv, start, n):
         try:

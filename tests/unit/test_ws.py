@@ -234,17 +234,22 @@ class DecodeTest(unittest.TestCase):
 
 
 class BufferOpsTest(unittest.TestCase):
-    def test_mask_and_copy_both_implementations(self):
-        src = bytes(range(256)) * 3
-        for impl in (bufops, compat):
-            for n in (0, 1, 3, 4, 5, 255, 700):
+    def test_mask_and_copy_every_implementation(self):
+        src = bytes(range(256)) * 24
+        masks = [bufops.mask_into, compat.mask_into]
+        if not IS_MICROPYTHON:
+            masks.append(bufops.mask_into_strided)  # extended slices: CPython
+        for mask in masks:
+            for n in (0, 1, 3, 4, 5, 255, 700, 4095, 4096, 5001):
                 dst = bytearray(8 + n)
                 dst[4:8] = b"\x11\x22\x33\x44"
-                impl.mask_into(dst, 8, src, 5, n)
+                mask(dst, 8, src, 5, n)
                 want = bytes(src[5 + i] ^ (0x11, 0x22, 0x33, 0x44)[i & 3] for i in range(n))
                 self.assertEqual(bytes(dst[8:]), want)
+        for copy in (bufops.copy_into, compat.copy_into):
+            for n in (0, 1, 700):
                 dst = bytearray(n + 2)
-                impl.copy_into(dst, 2, src, 7, n)
+                copy(dst, 2, src, 7, n)
                 self.assertEqual(bytes(dst[2:]), src[7 : 7 + n])
 
     def test_utf8_validators_agree(self):
