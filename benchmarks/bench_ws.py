@@ -63,30 +63,24 @@ def wsproto_encode(text):
     return run
 
 
-def wsproto_decode(data, count):
-    from wsproto.frame_protocol import FrameProtocol
+def wsproto_decode(data, count, connection=False):
+    """wsproto's FrameProtocol (framing only), or its Connection (events)."""
+    if connection:
+        from wsproto import ConnectionType
+        from wsproto.connection import Connection
 
-    fp = FrameProtocol(client=True, extensions=[])
+        conn = Connection(ConnectionType.CLIENT)
+        feed, drain = conn.receive_data, conn.events
+    else:
+        from wsproto.frame_protocol import FrameProtocol
 
-    def run(n):
-        for _ in range(n // count):
-            fp.receive_bytes(data)
-            for _f in fp.received_frames():
-                pass
-
-    return run
-
-
-def wsproto_conn_decode(data, count):
-    from wsproto import ConnectionType
-    from wsproto.connection import Connection
-
-    conn = Connection(ConnectionType.CLIENT)
+        fp = FrameProtocol(client=True, extensions=[])
+        feed, drain = fp.receive_bytes, fp.received_frames
 
     def run(n):
         for _ in range(n // count):
-            conn.receive_data(data)
-            for _e in conn.events():
+            feed(data)
+            for _item in drain():
                 pass
 
     return run
@@ -105,7 +99,7 @@ def cpython_figures():
         enc_wp = _best_rate(wsproto_encode(text), n)
         dec_ours = _best_rate(ours_decode(data, count), n)
         dec_wp = _best_rate(wsproto_decode(data, count), n)
-        dec_conn = _best_rate(wsproto_conn_decode(data, count), n)
+        dec_conn = _best_rate(wsproto_decode(data, count, connection=True), n)
         print("%-8d %-7s %14.0f %14.0f %7.2fx" % (size, "encode", enc_ours, enc_wp, enc_ours / enc_wp))
         print("%-8d %-7s %14.0f %14.0f %7.2fx %20.0f" % (size, "decode", dec_ours, dec_wp, dec_ours / dec_wp, dec_conn))
 

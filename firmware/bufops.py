@@ -1,6 +1,7 @@
 # Buffer helpers in plain Python: what CPython runs, and what MicroPython runs
-# when its port has no native emitter (firmware/_native.py holds the viper
-# versions). firmware/compat.py chooses; everything else imports from compat.
+# when its port has no native emitter (firmware/_native.py holds viper
+# versions of the same functions). firmware/compat.py chooses; everything
+# else imports from compat.
 
 
 def copy_into(dst, doff, src, soff, n):
@@ -37,44 +38,39 @@ def mask_into_strided(dst, doff, src, soff, n):
         dst[doff + i : end : 4] = dst[doff + i : end : 4].translate(table)
 
 
+# RFC 3629 §4, the UTF8-2/3/4 rules: lead byte range, range of the byte
+# after it, how many more continuation bytes (80-BF) follow. Written as the
+# table of the RFC, apart from the viper loop, so the tests compare two forms.
+_UTF8_RULES = (
+    (0xC2, 0xDF, 0x80, 0xBF, 0),
+    (0xE0, 0xE0, 0xA0, 0xBF, 1),
+    (0xE1, 0xEC, 0x80, 0xBF, 1),
+    (0xED, 0xED, 0x80, 0x9F, 1),
+    (0xEE, 0xEF, 0x80, 0xBF, 1),
+    (0xF0, 0xF0, 0x90, 0xBF, 2),
+    (0xF1, 0xF3, 0x80, 0xBF, 2),
+    (0xF4, 0xF4, 0x80, 0x8F, 2),
+)
+
+
 def utf8_valid(buf, start, n):
-    # Strict UTF-8 (RFC 3629), the same rules as _native.utf8_valid.
+    """1 when buf[start:start+n] is strict UTF-8, else 0."""
     i = start
     end = start + n
     while i < end:
         c = buf[i]
+        i += 1
         if c < 0x80:
-            i += 1
             continue
-        lo = 0x80
-        hi = 0xBF
-        if c < 0xC2:
-            return 0
-        elif c < 0xE0:
-            need = 1
-        elif c < 0xF0:
-            need = 2
-            if c == 0xE0:
-                lo = 0xA0
-            elif c == 0xED:
-                hi = 0x9F
-        elif c < 0xF5:
-            need = 3
-            if c == 0xF0:
-                lo = 0x90
-            elif c == 0xF4:
-                hi = 0x8F
+        for lead_lo, lead_hi, lo, hi, more in _UTF8_RULES:
+            if lead_lo <= c <= lead_hi:
+                break
         else:
             return 0
-        if i + need >= end:
+        if i + more >= end or not lo <= buf[i] <= hi:
             return 0
-        c = buf[i + 1]
-        if c < lo or c > hi:
-            return 0
-        k = 2
-        while k <= need:
-            if (buf[i + k] & 0xC0) != 0x80:
+        for k in range(i + 1, i + 1 + more):
+            if buf[k] & 0xC0 != 0x80:
                 return 0
-            k += 1
-        i += need + 1
+        i += 1 + more
     return 1

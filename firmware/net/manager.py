@@ -193,15 +193,20 @@ class Transport:
 
     async def _reader(self, conn):
         ws = conn.ws
-        while True:
-            ev = await conn.next_event()
-            if ev == EV_TEXT:
-                await self._call(self._on_message, ws.data)
-            elif ev == EV_PONG:
-                self._pong.set()
-            elif ev == EV_CLOSE:
-                self._finish(ws.close_code, ws.close_reason)
-                return
+        try:
+            while True:
+                ev = await conn.next_event()
+                if ev == EV_TEXT:
+                    await self._call(self._on_message, ws.data)
+                elif ev == EV_PONG:
+                    self._pong.set()
+                elif ev == EV_CLOSE:
+                    self._finish(ws.close_code, ws.close_reason)
+                    return
+        except Exception as e:
+            # A fault of ours: drop this connection rather than hang on it.
+            print_exception(e)
+            self._finish(CLOSE_ABNORMAL, "internal error")
 
     async def _keepalive(self, conn):
         timer = self._timer
