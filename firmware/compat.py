@@ -27,8 +27,8 @@ if IS_MICROPYTHON:
     def json_dumps(obj):
         return json.dumps(obj, separators=(",", ":"))
 
-    def print_exception(exc, file=sys.stdout):
-        sys.print_exception(exc, file)
+    def print_exception(exc, file=None):
+        sys.print_exception(exc, file or sys.stdout)
 
     def urandom(n):
         return os.urandom(n)
@@ -81,8 +81,9 @@ else:
     def json_dumps(obj):
         return _dumps(obj)
 
-    def print_exception(exc, file=sys.stdout):
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=file)
+    def print_exception(exc, file=None):
+        # sys.stdout looked up at call time: it may have been replaced since.
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=file or sys.stdout)
 
     def urandom(n):
         return os.urandom(n)
@@ -148,6 +149,61 @@ except ImportError:
 # is smaller and about as fast, so tables keep tuples there.
 FAST_SETS = not IS_MICROPYTHON
 
+# Byte loops for the WebSocket framing: copy, XOR-mask, strict UTF-8 check.
+# MicroPython runs them as viper machine code where the port has a native
+# emitter (no allocation), else as plain Python like CPython.
+if IS_MICROPYTHON:
+    try:
+        from firmware._native import copy_into, mask_into, utf8_valid
+    except (ImportError, SyntaxError, ValueError):
+        from firmware.bufops import copy_into, mask_into, utf8_valid
+
+    def utf8_text(mv, start, n):
+        # MicroPython's str() accepts overlong forms and surrogates: check first.
+        if not utf8_valid(mv, start, n):
+            return None
+        return str(mv[start : start + n], "utf-8")
+
+    def wire(frame):
+        # asyncio's Stream copies what it cannot send at once: a reused
+        # buffer may go out as it is.
+        return frame
+
+    def is_tls_error(exc):
+        # mbedTLS failures: a certificate refused is a ValueError carrying
+        # mbedTLS's verify text; others are OSErrors with negative numbers.
+        if isinstance(exc, ValueError):
+            return True
+        return isinstance(exc, OSError) and bool(exc.args) and type(exc.args[0]) is int and exc.args[0] < 0
+
+else:
+    from firmware.bufops import copy_into, utf8_valid  # noqa: F401
+    from firmware.bufops import mask_into as _mask_int
+    from firmware.bufops import mask_into_strided as _mask_strided
+
+    def mask_into(dst, doff, src, soff, n):
+        # One wide-integer XOR for small payloads, table lookups for large.
+        if n < 4096:
+            _mask_int(dst, doff, src, soff, n)
+        else:
+            _mask_strided(dst, doff, src, soff, n)
+
+    def utf8_text(mv, start, n):
+        try:
+            return str(mv[start : start + n], "utf-8")
+        except UnicodeError:
+            return None
+
+    def wire(frame):
+        # CPython's transports may keep a reference to what they are given
+        # instead of copying it: hand them bytes of their own.
+        return bytes(frame)
+
+    def is_tls_error(exc):
+        import ssl
+
+        return isinstance(exc, ssl.SSLError)
+
 
 class Monotonic:
     """A millisecond clock that never wraps, built from the wrapping ticks.
@@ -190,3 +246,68 @@ async def wait_event(event, ms):
     except asyncio.TimeoutError:
         return False
     return True
+
+def der_blocks(data):
+    """The DER bodies of the PEM blocks in data (bytes); data itself if it
+    holds no PEM (already DER)."""
+    import binascii
+
+    if b"-----BEGIN" not in data:
+        return [data]
+    out = []
+    body = None
+    for line in data.split(b"\n"):
+        line = line.strip()
+        if line.startswith(b"-----BEGIN"):
+            body = []
+        elif line.startswith(b"-----END"):
+            if body is not None:
+                out.append(binascii.a2b_base64(b"".join(body)))
+            body = None
+        elif body is not None and line and b":" not in line:
+            body.append(line)
+    return out
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def tls_client_context(ca_file=None, ca_data=None, cert_file=None, key_file=None):
+    """A TLS client context that verifies the server: CERT_REQUIRED and the
+    host name (given at connect time) checked, on both runtimes.
+
+    MicroPython's context verifies nothing unless told, has no system CA
+    store (a CA is required there) and, on some ports, reads DER only: PEM
+    files are converted here. CPython uses the system store when no CA is
+    given. A client certificate and key (files) make it mutual TLS.
+    """
+    import ssl
+
+    if IS_MICROPYTHON:
+        if not (ca_file or ca_data):
+            raise ValueError("a CA certificate is required for TLS on MicroPython")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        data = _read(ca_file) if ca_file else ca_data
+        if type(data) is str:
+            data = data.encode()
+        for der in der_blocks(data):
+            ctx.load_verify_locations(cadata=der)
+        if cert_file:
+            ctx.load_cert_chain(der_blocks(_read(cert_file))[0], der_blocks(_read(key_file))[0])
+        return ctx
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = True
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    if ca_data:
+        ctx.load_verify_locations(cadata=ca_data.decode() if ca_data[:1] == b"-" else ca_data)
+    if not (ca_file or ca_data):
+        ctx.load_default_certs()
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
