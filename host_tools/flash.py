@@ -26,6 +26,9 @@ VERSION = "0.1.0"
 DEVICE_BOARDS = ("esp32_devkit", "picow")
 # Under firmware/ but never on a device: the simulated parts.
 HOST_ONLY = ("firmware/hw/sim.py",)
+# Viper/native code is compiled by the device for its own architecture:
+# these go over as source (mpy-cross would need the port's -march).
+AS_SOURCE = ("firmware/_native.py",)
 
 MAIN_PY = """\
 # Written by host_tools/flash.py: start the agent (it reads config.json and
@@ -83,6 +86,12 @@ def compile_files(files, out_dir, opt=None):
         raise SystemExit("mpy-cross not found (run make setup)")
     made = []
     for rel in files:
+        if rel in AS_SOURCE:
+            dst = os.path.join(out_dir, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(os.path.join(ROOT, rel), dst)
+            made.append(dst)
+            continue
         dst = os.path.join(out_dir, rel[:-3] + ".mpy")
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         cmd = [cross, "-o", dst, "-s", rel]

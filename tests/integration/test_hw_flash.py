@@ -20,7 +20,7 @@ sys.path[:] = [".", ".frozen"]
 import os
 for d in ("firmware", "firmware/hw", "boards"):
     for n in os.listdir(d):
-        assert not n.endswith(".py"), d + "/" + n  # only .mpy here
+        assert not n.endswith(".py") or d + "/" + n == "firmware/_native.py", d + "/" + n  # .mpy, native code as source
 import firmware.compat, firmware.hw.modbus, firmware.hw.meters, firmware.hw.relay
 import firmware.hw.lock, firmware.hw.pilot, firmware.hw.rfid, firmware.hw.status, firmware.hw.sim
 import boards.base, boards.esp32_devkit, boards.picow
@@ -60,8 +60,11 @@ def tree():
 @pytest.mark.skipif(MP is None, reason="no micropython binary")
 def test_compiled_tree_runs_under_micropython(tree):
     version = flash.runtime_mpy_version(MP)
-    made = [os.path.join(dp, f) for dp, _, fs in os.walk(tree) for f in fs]
-    assert made and all(f.endswith(".mpy") for f in made)
+    files = [os.path.join(dp, f) for dp, _, fs in os.walk(tree) for f in fs]
+    sources = [os.path.relpath(f, tree) for f in files if f.endswith(".py")]
+    assert sources == list(flash.AS_SOURCE)  # native code goes as source
+    made = [f for f in files if f.endswith(".mpy")]
+    assert made and len(made) + len(sources) == len(files)
     flash.check_compatible(made, version)  # raises if mpy-cross and the binary disagree
     out = run_mp(tree, SMOKE)
     assert out.returncode == 0, out.stderr

@@ -15,7 +15,7 @@ import pytest
 from tests.support import micropython_binary, repo_root
 
 SCRIPT = os.path.join(repo_root(), "tests", "integration", "mp", "schema_heap.py")
-MODULES = ("firmware/__init__.py", "firmware/compat.py", "firmware/ocpp/__init__.py", "firmware/ocpp/errors.py",
+MODULES = ("firmware/__init__.py", "firmware/compat.py", "firmware/bufops.py", "firmware/ocpp/__init__.py", "firmware/ocpp/errors.py",
            "firmware/ocpp/validate.py", "firmware/ocpp/schemas/__init__.py", "firmware/ocpp/schemas/v16.py",
            "firmware/ocpp/schemas/v201.py", "firmware/ocpp/schemas/v21.py")
 
