@@ -33,6 +33,7 @@
 #   hw.session_alive(cid) -> bool: at boot, does that session still run?
 #   hw.reset(hard): reboot the controller (host: ends run())
 #   hw.console_*(req): optional bench commands (plug, charge, fault...)
+#   hw.snapshot(): optional; the parts' own state for the console's status
 import asyncio
 
 from firmware import compat
@@ -392,7 +393,7 @@ class Agent:
                 }
             conns.append(entry)
         wall = cp.wall(now)
-        return {
+        out = {
             "identity": cp.identity,
             "online": cp.online,
             "boot": ("none", "pending", "accepted", "rejected")[cp.boot],
@@ -400,6 +401,10 @@ class Agent:
             "connectors": conns,
             "queued": len(self.txq),
         }
+        snapshot = getattr(self.hw, "snapshot", None)
+        if snapshot is not None:
+            out["hw"] = snapshot()  # what the parts themselves say (contacts, lock)
+        return out
 
     def console_card(self, req):
         tag = req.get("idTag")

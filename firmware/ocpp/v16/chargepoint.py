@@ -50,6 +50,7 @@ SOFT_RESET_DRAIN_MS = const(30000)
 _READING_FRESH_MS = const(15000)  # an older meter reading is never sent as fresh
 
 REASON_LOCAL = "Local"
+NOT_OFFLINE = "NotAuthorizedOffline"  # never on the wire: the refusal's name in events
 LOCK_FAILURE = "ConnectorLockFailure"
 # An empty MeterValuesSampledData / MeterValuesAlignedData (C16 §9.1) means
 # the measurand a sampledValue defaults to, Energy.Active.Import.Register
@@ -776,8 +777,11 @@ class ChargePoint:
     def _offline_decision(self, id_tag):
         cached = self.cache.lookup(id_tag, self.wall(self.now)) if self.config.get("AuthorizationCacheEnabled") else None
         if cached is not None:
-            if cached[0] == ACCEPTED and self.config.get("LocalAuthorizeOffline"):
-                return ACCEPTED, cached[1]
+            if cached[0] == ACCEPTED and not self.config.get("LocalAuthorizeOffline"):
+                # C16 §9.1 LocalAuthorizeOffline false: offline, a locally
+                # authorized identifier starts nothing. The status only
+                # names the refusal in the card_rejected event.
+                return NOT_OFFLINE, cached[1]
             return cached[0], cached[1]
         if self.config.get("AllowOfflineTxForUnknownId"):
             return ACCEPTED, None
