@@ -513,11 +513,13 @@ async def booted(csms, since=0):
 
 
 async def eventually(check, timeout=WAIT, what="condition", interval=0.02):
-    """Poll a plain function (state outside our event lists, e.g. SQLite rows)
-    until it returns a true value."""
+    """Poll check() (state outside our event lists, e.g. SQLite rows or an
+    HTTP API; it may be a coroutine function) until it returns a true value."""
     deadline = time.monotonic() + timeout
     while True:
         got = check()
+        if asyncio.iscoroutine(got):
+            got = await got
         if got:
             return got
         if time.monotonic() >= deadline:

@@ -13,7 +13,7 @@ import json
 from ocpp.v16 import call
 
 from firmware.ocpp.v16.config import KEYS
-from tests.integration.agent_kit import booted, charger, parse_iso, peer_csms, run
+from tests.integration.agent_kit import booted, charger, eventually, host_board, parse_iso, peer_csms, run
 
 TAG = "TAG1"
 
@@ -508,5 +508,238 @@ def test_connection_timeout_ends_an_authorization_without_a_cable(tmp_path):
                     await csms.wait_status(1, "Preparing", since=mark)
                     st = await b.status()
                     assert "transaction" not in st["connectors"][0] and not csms.calls("StartTransaction")
+
+    run(main())
+
+
+# ---- MeterValues ---------------------------------------------------------------------------------
+
+
+def _values(payload):
+    return payload["meterValue"][0]["sampledValue"]
+
+
+def test_meter_values_sampled_clock_aligned_and_stop_txn_data(tmp_path):
+    """MeterValueSampleInterval / MeterValuesSampledData and
+    ClockAlignedDataInterval / MeterValuesAlignedData set by
+    ChangeConfiguration (C16 §4.7, §9.1); StopTxnSampledData and
+    StopTxnAlignedData in StopTransaction.transactionData; a MeterValues
+    answered with a CALLERROR is sent again with a new messageId (C16 §3.7)."""
+
+    async def main():
+        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
+            async with charger(csms.url, str(tmp_path)) as c:
+                await booted(csms)
+                for key, value in (
+                    ("MeterValueSampleInterval", "1"),
+                    ("MeterValuesSampledData", "Energy.Active.Import.Register,Power.Active.Import,Current.Import"),
+                    ("ClockAlignedDataInterval", "1"),
+                    ("MeterValuesAlignedData", "Energy.Active.Import.Register,Voltage"),
+                    ("StopTxnSampledData", "Energy.Active.Import.Register"),
+                    ("StopTxnAlignedData", "Energy.Active.Import.Register"),
+                    ("TransactionMessageRetryInterval", "1"),
+                ):
+                    assert answer_status(await csms.call(call.ChangeConfiguration(key=key, value=value))) == "Accepted", key
+                async with c.console() as b:
+                    await b.cmd("plug")
+                    await b.cmd("charge")
+                    await b.cmd("card " + TAG)
+                    start = await csms.wait_call("StartTransaction")
+                    csms.fail["MeterValues"] = 1
+                    tx = (await csms.answer_to(start)).msg[2]["transactionId"]
+
+                    def in_tx(context):
+                        return lambda p: p.get("transactionId") == tx and _values(p)[0]["context"] == context
+
+                    first = await csms.wait_call("MeterValues", in_tx("Sample.Periodic"), csms.index(start))
+                    await csms.wait_call("MeterValues", in_tx("Sample.Clock"), csms.index(start))
+
+                    def periodic():
+                        return [f for f in csms.calls("MeterValues", csms.index(start)) if in_tx("Sample.Periodic")(f.payload)]
+
+                    await csms.frames.until(lambda: len({f.payload["meterValue"][0]["timestamp"] for f in periodic()}) >= 3,
+                                            what="three sampled MeterValues")
+                    await b.cmd("card " + TAG)
+                    stop = await csms.wait_call("StopTransaction")
+                mvs = [f for f in csms.calls("MeterValues", csms.index(start)) if f.t < stop.t]
+                refused = [f for f in mvs if (await csms.answer_to(f)).kind == 4]
+                assert len(refused) == 1 and refused[0].payload.get("transactionId") == tx
+                again = [f for f in mvs if f.payload == refused[0].payload and f is not refused[0]]
+                assert len(again) == 1 and again[0].msg[1] != refused[0].msg[1]
+                sampled = [f.payload for f in mvs if in_tx("Sample.Periodic")(f.payload) and f is not refused[0]]
+                aligned = [f.payload for f in mvs if in_tx("Sample.Clock")(f.payload) and f is not refused[0]]
+                for p in sampled:
+                    got = sorted((v["measurand"], v.get("phase"), v["unit"]) for v in _values(p))
+                    assert got == [("Current.Import", "L1", "A"), ("Current.Import", "L2", "A"), ("Current.Import", "L3", "A"),
+                                   ("Energy.Active.Import.Register", None, "Wh"), ("Power.Active.Import", None, "W")], got
+                    assert p["connectorId"] == 1
+                stamps = sorted(parse_iso(p["meterValue"][0]["timestamp"]) for p in sampled)
+                gaps = [(b_ - a).total_seconds() for a, b_ in zip(stamps, stamps[1:])]
+                assert all(0.9 <= g <= 1.5 for g in gaps), gaps
+                energy = [float(v["value"]) for p in sampled for v in _values(p) if v["measurand"].startswith("Energy")]
+                assert energy == sorted(energy) and energy[-1] > energy[0]
+                for p in aligned:
+                    got = sorted((v["measurand"], v.get("phase")) for v in _values(p))
+                    assert got == [("Energy.Active.Import.Register", None), ("Voltage", "L1-N"), ("Voltage", "L2-N"), ("Voltage", "L3-N")], got
+                    # Clock-aligned: on a whole multiple of the interval from midnight UTC.
+                    assert p["meterValue"][0]["timestamp"].endswith(".000Z"), p
+                data = stop.payload["transactionData"]
+                contexts = [mv["sampledValue"][0]["context"] for mv in data]
+                assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
+                assert {"Sample.Periodic", "Sample.Clock"} <= set(contexts[1:-1]), contexts
+                assert all(len(mv["sampledValue"]) == 1 and mv["sampledValue"][0]["measurand"] == "Energy.Active.Import.Register" for mv in data)
+                assert stop.payload["meterStop"] >= start.payload["meterStart"] + energy[-1] - energy[0] - 1
+                assert int(float(data[-1]["sampledValue"][0]["value"]) + 0.5) == stop.payload["meterStop"]
+                assert stop.payload["reason"] == "Local" and stop.payload["transactionId"] == tx
+                assert first
+
+    run(main())
+
+
+# ---- GetConfiguration / ChangeConfiguration, Reset ------------------------------------------------
+
+
+def test_get_and_change_configuration_kept_across_a_soft_reset(tmp_path):
+    """GetConfiguration (C16 §5.8): every key, the keys asked for, unknownKey,
+    more keys than GetConfigurationMaxKeys. ChangeConfiguration (C16 §5.3,
+    §7.22): Accepted, Rejected (read-only, bad value), NotSupported (unknown
+    key), RebootRequired; a payload of the wrong type gets a CALLERROR. The
+    changes survive a soft Reset, after which the charger boots again."""
+
+    async def main():
+        async with peer_csms() as csms:
+            async with charger(csms.url, str(tmp_path)) as c:
+                await booted(csms)
+                every = (await csms.result(call.GetConfiguration()))["configurationKey"]
+                assert sorted(k["key"] for k in every) == sorted(KEYS)
+                by_key = {k["key"]: k for k in every}
+                for key, spec in KEYS.items():
+                    assert by_key[key]["readonly"] == (spec[1] == 0), key
+                assert "value" not in by_key["AuthorizationKey"]  # write-only (J16 §6.2.2)
+                assert by_key["NumberOfConnectors"]["value"] == "1"
+                assert by_key["SupportedFeatureProfiles"]["value"] == "Core,RemoteTrigger"
+                some = await csms.result(call.GetConfiguration(key=["ConnectionTimeOut", "NoSuchKey", "MeterModel"]))
+                assert some["configurationKey"] == [{"key": "ConnectionTimeOut", "readonly": False, "value": "60"},
+                                                    {"key": "MeterModel", "readonly": False, "value": "SDM630"}]
+                assert some["unknownKey"] == ["NoSuchKey"]
+                msg = await csms.call(call.GetConfiguration(key=["K%d" % i for i in range(65)]))
+                assert msg[0] == 4 and msg[2] == "OccurenceConstraintViolation", msg
+                cases = (
+                    ("ConnectionTimeOut", "17", "Accepted"),
+                    ("NumberOfConnectors", "2", "Rejected"),
+                    ("HeartbeatInterval", "soon", "Rejected"),
+                    ("ConnectionTimeOut", "0", "Rejected"),
+                    ("MeterValuesSampledData", "Energy.Active.Import.Register,Colour", "Rejected"),
+                    ("WebSocketPingInterval", "-1", "Rejected"),
+                    ("NoSuchKey", "1", "NotSupported"),
+                    ("MeterModel", "SDM120", "RebootRequired"),
+                    ("LocalPreAuthorize", "TRUE", "Accepted"),
+                )
+                for key, value, want in cases:
+                    got = answer_status(await csms.call(call.ChangeConfiguration(key=key, value=value)))
+                    assert got == want, (key, value, got)
+                msg = await csms.call(call.ChangeConfiguration(key="ConnectionTimeOut", value=30), validate=False)
+                assert msg[0] == 4 and msg[2] == "TypeConstraintViolation", msg
+                keys = ["ConnectionTimeOut", "MeterModel", "LocalPreAuthorize", "NumberOfConnectors"]
+                values = {k["key"]: k["value"] for k in (await csms.result(call.GetConfiguration(key=keys)))["configurationKey"]}
+                assert values == {"ConnectionTimeOut": "17", "MeterModel": "SDM120", "LocalPreAuthorize": "true", "NumberOfConnectors": "1"}
+                mark = csms.mark()
+                assert answer_status(await csms.call(call.Reset(type="Soft"))) == "Accepted"
+                await c.wait_event("reboot", type="soft")
+                await booted(csms, since=mark)
+                assert len(c.agents) == 2
+                values = {k["key"]: k["value"] for k in (await csms.result(call.GetConfiguration(key=keys)))["configurationKey"]}
+                assert values == {"ConnectionTimeOut": "17", "MeterModel": "SDM120", "LocalPreAuthorize": "true", "NumberOfConnectors": "1"}
+
+    run(main())
+
+
+# ---- TriggerMessage, DataTransfer, UnlockConnector, ClearCache ------------------------------------
+
+
+def test_trigger_message_each_message_and_the_refusals(tmp_path):
+    """TriggerMessage (C16 §5.17): Accepted and then the message, for
+    BootNotification, Heartbeat, MeterValues and StatusNotification (one
+    connector or all); NotImplemented for the FirmwareManagement messages;
+    Rejected for an unknown connector; a requestedMessage outside the enum
+    gets a CALLERROR."""
+
+    async def main():
+        async with peer_csms() as csms:
+            async with charger(csms.url, str(tmp_path)) as c:
+                await booted(csms)
+                await csms.wait_status(1, "Available")
+                # MeterValues can only be triggered once the meter has been read.
+                await eventually(lambda: c.agent.cp.meter_values_now(1, c.agent.mono.now()), what="a meter reading")
+                for what, cid in (("BootNotification", None), ("Heartbeat", None), ("MeterValues", 1), ("StatusNotification", 1)):
+                    mark = csms.mark()
+                    msg = await csms.call(call.TriggerMessage(requested_message=what, connector_id=cid))
+                    assert answer_status(msg) == "Accepted", what
+                    # The answer first, then the message (C16 §5.17).
+                    answered = next(f for f in csms.frames.items[mark:] if f.dir == "in" and f.kind == 3 and f.msg[1] == msg[1])
+                    sent = await csms.wait_call(what, since=csms.index(answered))
+                    if what == "MeterValues":
+                        assert sent.payload["connectorId"] == 1 and "transactionId" not in sent.payload
+                        assert {v["context"] for v in _values(sent.payload)} == {"Trigger"}
+                    if what == "StatusNotification":
+                        assert sent.payload["connectorId"] == 1 and sent.payload["status"] == "Available"
+                mark = csms.mark()
+                assert answer_status(await csms.call(call.TriggerMessage(requested_message="StatusNotification"))) == "Accepted"
+                await csms.wait_status(0, "Available", since=mark)
+                await csms.wait_status(1, "Available", since=mark)
+                for what in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+                    assert answer_status(await csms.call(call.TriggerMessage(requested_message=what))) == "NotImplemented"
+                msg = await csms.call(call.TriggerMessage(requested_message="StatusNotification", connector_id=2))
+                assert answer_status(msg) == "Rejected"
+                msg = await csms.call(call.TriggerMessage(requested_message="Coffee"), validate=False)
+                assert msg[0] == 4 and msg[2] == "PropertyConstraintViolation", msg
+                assert await c.wait_event("boot", status="Accepted")
+
+    run(main())
+
+
+def test_data_transfer_unlock_connector_and_clear_cache(tmp_path):
+    """DataTransfer (C16 §5.5): UnknownVendorId, UnknownMessageId, and a
+    vendor handler's answer. UnlockConnector (C16 §5.17): Unlocked; a running
+    transaction is stopped first (UnlockCommand); UnlockFailed when the lock
+    does not move; NotSupported for a connector that does not exist.
+    ClearCache: Accepted."""
+
+    async def main():
+        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
+            # A lock that gives up sooner than the board default (1 s, one retry).
+            async with charger(csms.url, str(tmp_path), make_hw=host_board(lock_pulse_ms=200, lock_verify_ms=400)) as c:
+                await booted(csms)
+                msg = await csms.result(call.DataTransfer(vendor_id="com.example.nobody", message_id="x"))
+                assert msg == {"status": "UnknownVendorId"}
+                c.agent.cp.vendors["org.example.bench"] = {"echo": lambda data: ("Accepted", "echo:" + (data or ""))}
+                msg = await csms.result(call.DataTransfer(vendor_id="org.example.bench", message_id="nope"))
+                assert msg == {"status": "UnknownMessageId"}
+                msg = await csms.result(call.DataTransfer(vendor_id="org.example.bench", message_id="echo", data="hi"))
+                assert msg == {"status": "Accepted", "data": "echo:hi"}
+                assert await csms.result(call.ClearCache()) == {"status": "Accepted"}
+
+                assert await csms.result(call.UnlockConnector(connector_id=1)) == {"status": "Unlocked"}
+                assert await csms.result(call.UnlockConnector(connector_id=2)) == {"status": "NotSupported"}
+                async with c.console() as b:
+                    await b.cmd("plug")
+                    await b.cmd("card " + TAG)
+                    await b.status_until(lambda st: st["hw"]["lock_position"] == 1 and st["hw"]["contacts_closed"])
+                    assert await csms.result(call.UnlockConnector(connector_id=1)) == {"status": "Unlocked"}
+                    stop = await csms.wait_call("StopTransaction")
+                    assert stop.payload["reason"] == "UnlockCommand"
+                    st = await b.status()
+                    assert st["hw"]["lock_position"] == 0 and not st["hw"]["contacts_closed"]
+                    await b.cmd("unplug")
+                    await b.cmd("plug")
+                    await b.cmd("card " + TAG)
+                    await b.status_until(lambda st: st["hw"]["lock_position"] == 1 and st["hw"]["contacts_closed"])
+                    await b.cmd("fault lock")  # the lock motor jams
+                    assert await csms.result(call.UnlockConnector(connector_id=1)) == {"status": "UnlockFailed"}
+                    assert csms.calls("StopTransaction")[-1].payload["reason"] == "UnlockCommand"
+                    st = await b.status()
+                    assert st["hw"]["lock_position"] == 1 and st["hw"]["injected"] == ["lock_failure"]
+                    await b.cmd("clear lock")
+                    assert await csms.result(call.UnlockConnector(connector_id=1)) == {"status": "Unlocked"}
 
     run(main())

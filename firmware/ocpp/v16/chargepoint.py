@@ -1052,11 +1052,16 @@ class ChargePoint:
         elif not self._send_meter_now(cid, now, context):
             self._pump(now)
 
+    def meter_values_now(self, cid, now, context="Trigger"):
+        """The sampledValue list a MeterValues.req sent now would carry
+        (empty without a fresh reading: a stale one is never sent)."""
+        reading = self._fresh(self.connectors[cid], now)
+        key = "MeterValuesSampledData" if context == "Trigger" else "MeterValuesAlignedData"
+        return sampled_values(reading, self._measurands(key), context) if reading else []
+
     def _send_meter_now(self, cid, now, context):
         c = self.connectors[cid]
-        reading = self._fresh(c, now)
-        key = "MeterValuesSampledData" if context == "Trigger" else "MeterValuesAlignedData"
-        values = sampled_values(reading, self._measurands(key), context) if reading else []
+        values = self.meter_values_now(cid, now, context)
         if not values:
             return False
         payload = {"connectorId": cid, "meterValue": [{"timestamp": self.iso(self.stamp(now)), "sampledValue": values}]}
