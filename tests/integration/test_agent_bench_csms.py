@@ -355,3 +355,105 @@ def test_transaction_messages_survive_csms_errors_and_a_lost_answer(tmp_path):
                 assert c.seen("call_error", action="StartTransaction")
 
     run(main())
+
+
+# ---- the emulator as a process: a power cut mid-session -------------------------------------------
+
+
+def test_power_cut_mid_session_ends_it_with_power_loss_after_the_reboot(tmp_path):
+    """`python -m host_tools.emulator` killed (SIGKILL: no goodbye, as in a
+    power cut) while charging, then started again on the same state
+    directory: after the BootNotification the transaction is stopped with
+    reason PowerLoss, the last reading written to flash and its time
+    (C16 §7.36, C16 §4.2); every MeterValues taken before the cut arrives,
+    before the stop."""
+    import asyncio
+    import json
+    import os
+    import signal
+    import sys
+
+    from tests.integration.agent_kit import AsyncBench
+    from tests.support import repo_root
+
+    async def start_emulator(url):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "host_tools.emulator", "--csms", url, "--id", "CP1", "--state-dir", str(tmp_path),
+            "--console", "tcp:127.0.0.1:0", "--meter-link", "inproc", "--quiet", "--backoff-min", "0.05",
+            "--backoff-base", "0.1", "--backoff-max", "0.3", "--set", "MeterValueSampleInterval=1",
+            cwd=repo_root(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), 10)
+            assert line, "the emulator ended before opening its console"
+            msg = json.loads(line)
+            if msg.get("event") == "console":
+                return proc, msg["url"]
+
+    async def main():
+        async with csms_http(id_tags={TAG: "Accepted"}) as (server, http):
+            proc, url = await start_emulator(server.ws_url)
+            try:
+                await accepted(server)
+                async with AsyncBench(url) as b:
+                    await b.cmd("plug")
+                    await b.cmd("charge")
+                    await b.cmd("card " + TAG)
+                    await eventually(lambda: server.storage.ledger_counts("CP1").get("meter_values", 0) >= 2, what="two MeterValues")
+                os.kill(proc.pid, signal.SIGKILL)
+                await proc.wait()
+                await eventually(lambda: "CP1" not in server.sessions, what="the CSMS to see the connection gone")
+                proc, url = await start_emulator(server.ws_url)
+                await accepted(server, since_boots=1)
+                await eventually(lambda: server.storage.list_transactions("CP1")[0]["status"] == "stopped", what="the stop")
+            finally:
+                if proc.returncode is None:
+                    proc.terminate()
+                    await proc.wait()
+            tx = server.storage.list_transactions("CP1")[0]
+            assert tx["stop_reason"] == "PowerLoss"
+            entries = ledger(server)
+            stop = [r for r in entries if r["action"] == "StopTransaction"]
+            mvs = [r for r in entries if r["action"] == "MeterValues"]
+            assert len(stop) == 1 and entries.index(stop[0]) > entries.index(mvs[-1])
+            last = mvs[-1]["payload"]["meterValue"][0]
+            energy = [float(v["value"]) for v in last["sampledValue"] if v["measurand"] == "Energy.Active.Import.Register"][0]
+            assert stop[0]["payload"]["meterStop"] == int(energy + 0.5)
+            assert stop[0]["payload"]["timestamp"] == last["timestamp"]
+            log = [r["action"] for r in server.message_log.query(charger="CP1") if r["type"] == "CALL" and r["dir"] == "in"]
+            second_boot = [i for i, a in enumerate(log) if a == "BootNotification"][1]
+            assert log.index("StopTransaction") > second_boot
+            assert server.storage.ledger_counts("CP1")["started"] == 1
+
+    run(main())
+
+
+# ---- the fleet model -------------------------------------------------------------------------------
+
+
+def test_a_fleet_of_emulated_chargers_runs_sessions_against_the_bench_csms(tmp_path):
+    """`--count N --sessions` (host_tools/emulator/fleet.py): every charger
+    runs the real agent on the fleet model with a simulated driver; each
+    session reaches the CSMS as one start and one stop, nothing refused."""
+    from host_tools.emulator.__main__ import parse_args
+    from host_tools.emulator.fleet import run_fleet
+
+    async def main():
+        async with csms_http(id_tags={"TAG-EMU": "Accepted"}) as (server, http):
+            args = parse_args(["--csms", server.ws_url, "--id", "FL", "--count", "4", "--state-dir", str(tmp_path),
+                               "--sessions", "--session-every", "1", "--no-sync", "--quiet", "--backoff-min", "0.05"])
+            stats = await run_fleet(args, duration_s=3.5)
+            assert stats["sessions"] >= 8
+            counts = server.storage.ledger_counts()
+            assert set(counts) <= {"started", "stopped"}, counts
+            assert counts["started"] >= 8 and counts["stopped"] >= counts["started"] - 4
+            for i in range(1, 5):
+                cp = "FL-%04d" % i
+                row = server.storage.get_charger(cp)
+                assert row["boot_count"] == 1 and row["boot_violations"] == 0 and row["model"] == "Emulator"
+                txs = server.storage.list_transactions(cp)
+                assert txs and all(t["stop_reason"] in (None, "Local") for t in txs)
+                done = [t for t in txs if t["status"] == "stopped"]
+                assert all(t["meter_stop"] >= t["meter_start"] for t in done)
+                assert sum(t["meter_stop"] - t["meter_start"] for t in done) > 0
+
+    run(main())

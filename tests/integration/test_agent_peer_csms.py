@@ -743,3 +743,32 @@ def test_data_transfer_unlock_connector_and_clear_cache(tmp_path):
                     assert await csms.result(call.UnlockConnector(connector_id=1)) == {"status": "Unlocked"}
 
     run(main())
+
+
+def test_a_hardware_fault_while_charging_ends_the_transaction(tmp_path):
+    """The control pilot shorted to PE while charging (IEC 61851-1 state E):
+    the connector is Faulted with OtherError (C16 §7.6), the contactor opens
+    and the transaction ends with reason Other (C16 §7.36); once the short is
+    gone the connector leaves Faulted."""
+
+    async def main():
+        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
+            async with charger(csms.url, str(tmp_path)) as c:
+                await booted(csms)
+                async with c.console() as b:
+                    await b.cmd("plug")
+                    await b.cmd("charge")
+                    await b.cmd("card " + TAG)
+                    await csms.wait_status(1, "Charging")
+                    await b.cmd("fault pilot")
+                    faulted = await csms.wait_status(1, "Faulted")
+                    assert faulted.payload["errorCode"] == "OtherError", faulted.payload
+                    stop = await csms.wait_call("StopTransaction")
+                    assert stop.payload["reason"] == "Other" and "idTag" not in stop.payload
+                    st = await b.status_until(lambda st: not st["hw"]["contacts_closed"])
+                    assert st["connectors"][0]["status"] == "Faulted" and "transaction" not in st["connectors"][0]
+                    await b.cmd("clear pilot")
+                    back = await csms.wait_call("StatusNotification", lambda p: p["status"] != "Faulted", since=csms.index(faulted))
+                    assert back.payload["errorCode"] == "NoError", back.payload
+
+    run(main())
