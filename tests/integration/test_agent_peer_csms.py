@@ -724,7 +724,7 @@ def test_data_transfer_unlock_connector_and_clear_cache(tmp_path):
                 async with c.console() as b:
                     await b.cmd("plug")
                     await b.cmd("card " + TAG)
-                    await b.status_until(lambda st: st["hw"]["lock_position"] == 1 and st["hw"]["contacts_closed"])
+                    await b.status_until(lambda st: st["connectors"][0].get("transaction") and st["hw"]["contacts_closed"])
                     assert await csms.result(call.UnlockConnector(connector_id=1)) == {"status": "Unlocked"}
                     stop = await csms.wait_call("StopTransaction")
                     assert stop.payload["reason"] == "UnlockCommand"
@@ -733,7 +733,7 @@ def test_data_transfer_unlock_connector_and_clear_cache(tmp_path):
                     await b.cmd("unplug")
                     await b.cmd("plug")
                     await b.cmd("card " + TAG)
-                    await b.status_until(lambda st: st["hw"]["lock_position"] == 1 and st["hw"]["contacts_closed"])
+                    await b.status_until(lambda st: st["connectors"][0].get("transaction") and st["hw"]["contacts_closed"])
                     await b.cmd("fault lock")  # the lock motor jams
                     assert await csms.result(call.UnlockConnector(connector_id=1)) == {"status": "UnlockFailed"}
                     assert csms.calls("StopTransaction")[-1].payload["reason"] == "UnlockCommand"

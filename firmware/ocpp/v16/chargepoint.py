@@ -842,6 +842,15 @@ class ChargePoint:
         else:
             self.actions.append((A_RELAY, c.id, True))
 
+    def abort_start(self, c):
+        """Call off a start under way: no transaction, the contactor open."""
+        c.starting = False
+        c.locking = None
+        c.auth = None
+        self.actions.append((A_RELAY, c.id, False))
+        self._event("start_failed", {"connector": c.id, "why": "called off"})
+        self._status_changed(c, self.now)
+
     def relay_result(self, cid, closed, now):
         """Contactor feedback after A_RELAY: closed is what the aux contact says."""
         self.now = now

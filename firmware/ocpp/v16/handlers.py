@@ -191,6 +191,10 @@ def on_unlock_connector(cp, p):
     if c.tx is not None:
         cp._stop(c, "UnlockCommand", cp.now, None)
         cp._status_changed(c, cp.now)
+    elif c.starting:
+        # A start under way (cable locking, contactor closing): called off,
+        # or a transaction would begin on a cable just released.
+        cp.abort_start(c)
     cp.unlocks[cid] = (cp.ep.current_id, cp.now + cpm.UNLOCK_WAIT_MS)
     cp.later.append((cpm.A_LOCK, cid, False))
     return rpc.DEFER
