@@ -104,7 +104,7 @@ async def run_fleet(args, duration_s=None, on_agent=None, report=True, stats=Non
         ident = "%s-%04d" % (args.id, i + 1)
         s = charger_settings(args, ident, os.path.join(base, ident))
         s["log_frames"] = False
-        tasks.append(asyncio.create_task(run_charger(s, fleet_hardware(args, registry, ident), out=_quiet, on_agent=on_agent)))
+        tasks.append(asyncio.create_task(run_charger(s, fleet_hardware(args, registry, ident), out=False, on_agent=on_agent)))
         if args.sessions:
             tasks.append(asyncio.create_task(drive_sessions(registry.get, ident, args.id_tag, args.session_every, random.Random(rng.random()), lateness, stop)))
     # Each task builds its agent in its first step; thousands of long-lived
@@ -127,6 +127,3 @@ async def run_fleet(args, duration_s=None, on_agent=None, report=True, stats=Non
     stats["sessions"] = lateness.sessions
     return stats
 
-
-def _quiet(line):
-    pass

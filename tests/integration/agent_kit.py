@@ -320,6 +320,14 @@ class PeerCsms:
 
         return await self.frames.until(answer, what="answer to %s" % type(request).__name__)
 
+    async def configure(self, *pairs, cp_id="CP1"):
+        """ChangeConfiguration of each (key, value), every one Accepted."""
+        from ocpp.v16 import call
+
+        for key, value in pairs:
+            msg = await self.call(call.ChangeConfiguration(key=key, value=value), cp_id)
+            assert msg[0] == 3 and msg[2]["status"] == "Accepted", (key, value, msg)
+
     async def result(self, request, cp_id="CP1"):
         """The CALLRESULT payload of a CALL (fails on a CALLERROR)."""
         msg = await self.call(request, cp_id)
@@ -504,6 +512,15 @@ async def charger(csms_url, state_dir, **kw):
         yield c
     finally:
         await c.stop()
+
+
+@contextlib.asynccontextmanager
+async def peer_bench(state_dir, id_tags=None, boot_answers=(("Accepted", 300),), **charger_kw):
+    """A PeerCsms and one charger on it (CP1), booted: yields (csms, charger)."""
+    async with peer_csms(id_tags=id_tags, boot_answers=boot_answers) as csms:
+        async with charger(csms.url, state_dir, **charger_kw) as c:
+            await booted(csms)
+            yield csms, c
 
 
 async def booted(csms, since=0):

@@ -5,6 +5,8 @@ console. Assertions are on the CSMS's records (sessions, meter values,
 connector statuses, the ledger of transaction messages, the message log)
 and on the console's status. C16 = OCPP 1.6 edition 2, C16E = its errata.
 """
+import contextlib
+
 from tests.integration.agent_kit import charger, eventually, run
 from tests.integration.csms_peers import api, csms_http
 
@@ -36,6 +38,16 @@ async def accepted(server, since_boots=0, cp="CP1"):
     await eventually(done, what="%s accepted" % cp)
 
 
+@contextlib.asynccontextmanager
+async def bench_charger(state_dir, ocpp=None, **options):
+    """A bench CSMS (options: start_csms's), its API client and one charger
+    (CP1) on it, accepted: yields (server, http, charger)."""
+    async with csms_http(**options) as (server, http):
+        async with charger(server.ws_url, state_dir, ocpp=ocpp) as c:
+            await accepted(server)
+            yield server, http, c
+
+
 async def call(http, action, payload=None, cp="CP1"):
     _, _, body = await api(http, "POST", "/api/chargers/%s/call" % cp, {"action": action, "payload": payload or {}}, expect=200)
     return body
@@ -51,50 +63,48 @@ def test_console_session_with_meter_values_in_the_api(tmp_path):
     once. Nothing was sent before the boot was accepted (bootViolations)."""
 
     async def main():
-        async with csms_http(id_tags={CARD: "Accepted"}) as (server, http):
-            async with charger(server.ws_url, str(tmp_path)) as c:
-                await accepted(server)
-                body = {"settings": [{"key": "MeterValueSampleInterval", "value": "1"},
-                                     {"key": "MeterValuesSampledData", "value": "Energy.Active.Import.Register,Power.Active.Import"}]}
-                _, _, got = await api(http, "PUT", "/api/chargers/CP1/configuration", body, expect=200)
-                assert [r["status"] for r in got["results"]] == ["Accepted", "Accepted"]
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    assert (await b.cmd("card " + CARD))["via"] == "reader"
-                    await b.cmd("charge")
-                    await b.wait_event("transaction_started", idTag=CARD)
-                    await eventually(lambda: server.storage.active_transactions("CP1"), what="an active session")
-                    sid = server.storage.active_transactions("CP1")[0]["id"]
+        async with bench_charger(str(tmp_path), id_tags={CARD: "Accepted"}) as (server, http, c):
+            body = {"settings": [{"key": "MeterValueSampleInterval", "value": "1"},
+                                 {"key": "MeterValuesSampledData", "value": "Energy.Active.Import.Register,Power.Active.Import"}]}
+            _, _, got = await api(http, "PUT", "/api/chargers/CP1/configuration", body, expect=200)
+            assert [r["status"] for r in got["results"]] == ["Accepted", "Accepted"]
+            async with c.console() as b:
+                await b.cmd("plug")
+                assert (await b.cmd("card " + CARD))["via"] == "reader"
+                await b.cmd("charge")
+                await b.wait_event("transaction_started", idTag=CARD)
+                await eventually(lambda: server.storage.active_transactions("CP1"), what="an active session")
+                sid = server.storage.active_transactions("CP1")[0]["id"]
 
-                    async def energy_values():
-                        _, _, s = await api(http, "GET", "/api/sessions/%d" % sid, expect=200)
-                        return [m for m in s["meterValues"] if m["measurand"] == "Energy.Active.Import.Register" and m["context"] == "Sample.Periodic"]
+                async def energy_values():
+                    _, _, s = await api(http, "GET", "/api/sessions/%d" % sid, expect=200)
+                    return [m for m in s["meterValues"] if m["measurand"] == "Energy.Active.Import.Register" and m["context"] == "Sample.Periodic"]
 
-                    async def two_values():
-                        return len(await energy_values()) >= 2
+                async def two_values():
+                    return len(await energy_values()) >= 2
 
-                    await eventually(two_values, what="two sampled energy values in the API")
-                    st = await b.status_until(lambda st: st["connectors"][0]["status"] == "Charging")
-                    conn = st["connectors"][0]
-                    assert conn["relay"] and conn["transaction"]["transactionId"] == sid
-                    assert st["hw"]["contacts_closed"] and st["hw"]["lock_position"] == 1 and st["hw"]["power_w"] > 1000
-                    _, _, ch = await api(http, "GET", "/api/chargers/CP1", expect=200)
-                    assert {c_["connectorId"]: c_["status"] for c_ in ch["connectors"]} == {0: "Available", 1: "Charging"}
-                    await b.cmd("stop")
-                    await b.wait_event("transaction_stopped", reason="Local")
-                    await eventually(lambda: server.storage.get_transaction(sid)["status"] == "stopped", what="the session stopped")
-                _, _, s = await api(http, "GET", "/api/sessions/%d" % sid, expect=200)
-                assert s["stopReason"] == "Local" and s["idTag"] == CARD and s["energyWh"] > 0
-                energies = [float(m["value"]) for m in s["meterValues"] if m["measurand"] == "Energy.Active.Import.Register"]
-                assert energies == sorted(energies) and s["meterStart"] <= energies[0] and energies[-1] <= s["meterStop"]
-                assert {m["unit"] for m in s["meterValues"]} == {"Wh", "W"}
-                await eventually(lambda: statuses(server)[1] == "Finishing", what="Finishing stored")
-                counts = server.storage.ledger_counts("CP1")
-                assert counts["started"] == 1 and counts["stopped"] == 1 and counts["meter_values"] >= 2
-                assert set(counts) == {"started", "stopped", "meter_values"}, counts
-                assert server.storage.get_charger("CP1")["boot_violations"] == 0
-                # Each Authorize and StatusNotification the log holds was answered.
-                assert [r["payload"]["idTag"] for r in frames(server, "Authorize")] == [CARD]
+                await eventually(two_values, what="two sampled energy values in the API")
+                st = await b.status_until(lambda st: st["connectors"][0]["status"] == "Charging")
+                conn = st["connectors"][0]
+                assert conn["relay"] and conn["transaction"]["transactionId"] == sid
+                assert st["hw"]["contacts_closed"] and st["hw"]["lock_position"] == 1 and st["hw"]["power_w"] > 1000
+                _, _, ch = await api(http, "GET", "/api/chargers/CP1", expect=200)
+                assert {c_["connectorId"]: c_["status"] for c_ in ch["connectors"]} == {0: "Available", 1: "Charging"}
+                await b.cmd("stop")
+                await b.wait_event("transaction_stopped", reason="Local")
+                await eventually(lambda: server.storage.get_transaction(sid)["status"] == "stopped", what="the session stopped")
+            _, _, s = await api(http, "GET", "/api/sessions/%d" % sid, expect=200)
+            assert s["stopReason"] == "Local" and s["idTag"] == CARD and s["energyWh"] > 0
+            energies = [float(m["value"]) for m in s["meterValues"] if m["measurand"] == "Energy.Active.Import.Register"]
+            assert energies == sorted(energies) and s["meterStart"] <= energies[0] and energies[-1] <= s["meterStop"]
+            assert {m["unit"] for m in s["meterValues"]} == {"Wh", "W"}
+            await eventually(lambda: statuses(server)[1] == "Finishing", what="Finishing stored")
+            counts = server.storage.ledger_counts("CP1")
+            assert counts["started"] == 1 and counts["stopped"] == 1 and counts["meter_values"] >= 2
+            assert set(counts) == {"started", "stopped", "meter_values"}, counts
+            assert server.storage.get_charger("CP1")["boot_violations"] == 0
+            # Each Authorize and StatusNotification the log holds was answered.
+            assert [r["payload"]["idTag"] for r in frames(server, "Authorize")] == [CARD]
 
     run(main())
 
@@ -111,43 +121,41 @@ def test_remote_start_and_stop_through_the_sessions_api(tmp_path):
     idTag the CSMS refuses at StartTransaction ends with DeAuthorized."""
 
     async def main():
-        async with csms_http(id_tags={TAG: "Accepted"}) as (server, http):
-            async with charger(server.ws_url, str(tmp_path)) as c:
-                await accepted(server)
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    await b.cmd("charge")
-                    start = {"chargerId": "CP1", "idTag": TAG, "connectorId": 1, "wait": 5}
-                    status, headers, body = await api(http, "POST", "/api/sessions", start)
-                    assert status == 201, body
-                    sid = body["session"]["id"]
-                    assert headers["Location"] == "/api/sessions/%d" % sid and body["session"]["status"] == "active"
-                    assert [r["payload"]["idTag"] for r in frames(server, "Authorize")] == [TAG]  # AuthorizeRemoteTxRequests
-                    status, _, body = await api(http, "POST", "/api/sessions", start)
-                    assert status == 424 and body["error"]["type"] == "charging_provider_error"
-                    assert body["charger_answer"]["payload"] == {"status": "Rejected"}
-                    status, _, body = await api(http, "POST", "/api/sessions", dict(start, connectorId=3))
-                    assert status == 424 and body["charger_answer"]["payload"] == {"status": "Rejected"}
-                    answer = await call(http, "RemoteStopTransaction", {"transactionId": sid + 100})
-                    assert answer["payload"] == {"status": "Rejected"}
-                    status, _, body = await api(http, "POST", "/api/sessions/%d/stop" % sid, {"wait": 5})
-                    assert status == 200 and body["session"]["stopReason"] == "Remote", body
-                    status, _, body = await api(http, "POST", "/api/sessions/%d/stop" % sid, {"wait": 1})
-                    assert status == 409 and body["error"]["type"] == "already_stopped"
-                    await b.status_until(lambda st: st["hw"]["lock_position"] == 0 and not st["hw"]["contacts_closed"])
-                    await b.cmd("unplug")
+        async with bench_charger(str(tmp_path), id_tags={TAG: "Accepted"}) as (server, http, c):
+            async with c.console() as b:
+                await b.cmd("plug")
+                await b.cmd("charge")
+                start = {"chargerId": "CP1", "idTag": TAG, "connectorId": 1, "wait": 5}
+                status, headers, body = await api(http, "POST", "/api/sessions", start)
+                assert status == 201, body
+                sid = body["session"]["id"]
+                assert headers["Location"] == "/api/sessions/%d" % sid and body["session"]["status"] == "active"
+                assert [r["payload"]["idTag"] for r in frames(server, "Authorize")] == [TAG]  # AuthorizeRemoteTxRequests
+                status, _, body = await api(http, "POST", "/api/sessions", start)
+                assert status == 424 and body["error"]["type"] == "charging_provider_error"
+                assert body["charger_answer"]["payload"] == {"status": "Rejected"}
+                status, _, body = await api(http, "POST", "/api/sessions", dict(start, connectorId=3))
+                assert status == 424 and body["charger_answer"]["payload"] == {"status": "Rejected"}
+                answer = await call(http, "RemoteStopTransaction", {"transactionId": sid + 100})
+                assert answer["payload"] == {"status": "Rejected"}
+                status, _, body = await api(http, "POST", "/api/sessions/%d/stop" % sid, {"wait": 5})
+                assert status == 200 and body["session"]["stopReason"] == "Remote", body
+                status, _, body = await api(http, "POST", "/api/sessions/%d/stop" % sid, {"wait": 1})
+                assert status == 409 and body["error"]["type"] == "already_stopped"
+                await b.status_until(lambda st: st["hw"]["lock_position"] == 0 and not st["hw"]["contacts_closed"])
+                await b.cmd("unplug")
 
-                    _, _, got = await api(http, "PUT", "/api/chargers/CP1/configuration", {"key": "AuthorizeRemoteTxRequests", "value": "false"}, expect=200)
-                    assert got["results"] == [{"key": "AuthorizeRemoteTxRequests", "status": "Accepted"}]
-                    # Started before the EV is there: it waits for the plug (ConnectionTimeOut).
-                    status, _, body = await api(http, "POST", "/api/sessions", {"chargerId": "CP1", "idTag": "STRANGER"})
-                    assert status == 202, body
-                    await b.cmd("plug")
-                    await eventually(lambda: [t for t in server.storage.list_transactions("CP1") if t["id_tag"] == "STRANGER" and t["status"] == "stopped"],
-                                     what="the refused session stopped")
-                    tx = [t for t in server.storage.list_transactions("CP1") if t["id_tag"] == "STRANGER"][0]
-                    assert tx["id_tag_status"] == "Invalid" and tx["stop_reason"] == "DeAuthorized"
-                    assert len(frames(server, "Authorize")) == 1
+                _, _, got = await api(http, "PUT", "/api/chargers/CP1/configuration", {"key": "AuthorizeRemoteTxRequests", "value": "false"}, expect=200)
+                assert got["results"] == [{"key": "AuthorizeRemoteTxRequests", "status": "Accepted"}]
+                # Started before the EV is there: it waits for the plug (ConnectionTimeOut).
+                status, _, body = await api(http, "POST", "/api/sessions", {"chargerId": "CP1", "idTag": "STRANGER"})
+                assert status == 202, body
+                await b.cmd("plug")
+                await eventually(lambda: [t for t in server.storage.list_transactions("CP1") if t["id_tag"] == "STRANGER" and t["status"] == "stopped"],
+                                 what="the refused session stopped")
+                tx = [t for t in server.storage.list_transactions("CP1") if t["id_tag"] == "STRANGER"][0]
+                assert tx["id_tag_status"] == "Invalid" and tx["stop_reason"] == "DeAuthorized"
+                assert len(frames(server, "Authorize")) == 1
 
     run(main())
 
@@ -161,43 +169,41 @@ def test_change_availability_scheduled_while_charging_and_kept_across_a_reboot(t
     unknown connector; still Unavailable after a reboot (C16 §4.9)."""
 
     async def main():
-        async with csms_http(id_tags={TAG: "Accepted"}) as (server, http):
-            async with charger(server.ws_url, str(tmp_path)) as c:
-                await accepted(server)
+        async with bench_charger(str(tmp_path), id_tags={TAG: "Accepted"}) as (server, http, c):
+            _, _, body = await api(http, "POST", "/api/chargers/CP1/availability", {"type": "Inoperative", "connectorId": 1}, expect=200)
+            assert body["status"] == "Accepted"
+            await eventually(lambda: statuses(server)[1] == "Unavailable", what="Unavailable")
+            _, _, body = await api(http, "POST", "/api/chargers/CP1/availability", {"type": "Operative", "connectorId": 1}, expect=200)
+            await eventually(lambda: statuses(server)[1] == "Available", what="Available")
+            status, _, body = await api(http, "POST", "/api/chargers/CP1/availability", {"type": "Inoperative", "connectorId": 5})
+            assert status == 424 and body["charger_answer"]["payload"] == {"status": "Rejected"}
+            async with c.console() as b:
+                await b.cmd("plug")
+                await b.cmd("card " + TAG)
+                await b.cmd("charge")
+                await eventually(lambda: statuses(server)[1] == "Charging", what="Charging")
                 _, _, body = await api(http, "POST", "/api/chargers/CP1/availability", {"type": "Inoperative", "connectorId": 1}, expect=200)
+                assert body["status"] == "Scheduled"
+                st = await b.status()
+                assert st["connectors"][0]["status"] == "Charging" and st["hw"]["contacts_closed"]
+                await b.cmd("stop")
+                await eventually(lambda: statuses(server)[1] == "Unavailable", what="Unavailable after the stop")
+                # A card on an unavailable connector starts nothing.
+                await b.cmd("unplug")
+                await b.cmd("plug")
+                await b.cmd("card " + TAG)
+                await b.wait_event("card_rejected")
+                answer = await call(http, "Reset", {"type": "Soft"})
+                assert answer["payload"] == {"status": "Accepted"}
+                await accepted(server, since_boots=1)
+                assert len(c.agents) == 2
+                await eventually(lambda: statuses(server)[1] == "Unavailable", what="Unavailable after the reboot")
+                st = await b.status()  # the console outlives the reboot
+                assert st["connectors"][0]["status"] == "Unavailable"
+                _, _, body = await api(http, "POST", "/api/chargers/CP1/availability", {"type": "Operative"}, expect=200)
                 assert body["status"] == "Accepted"
-                await eventually(lambda: statuses(server)[1] == "Unavailable", what="Unavailable")
-                _, _, body = await api(http, "POST", "/api/chargers/CP1/availability", {"type": "Operative", "connectorId": 1}, expect=200)
-                await eventually(lambda: statuses(server)[1] == "Available", what="Available")
-                status, _, body = await api(http, "POST", "/api/chargers/CP1/availability", {"type": "Inoperative", "connectorId": 5})
-                assert status == 424 and body["charger_answer"]["payload"] == {"status": "Rejected"}
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    await b.cmd("card " + TAG)
-                    await b.cmd("charge")
-                    await eventually(lambda: statuses(server)[1] == "Charging", what="Charging")
-                    _, _, body = await api(http, "POST", "/api/chargers/CP1/availability", {"type": "Inoperative", "connectorId": 1}, expect=200)
-                    assert body["status"] == "Scheduled"
-                    st = await b.status()
-                    assert st["connectors"][0]["status"] == "Charging" and st["hw"]["contacts_closed"]
-                    await b.cmd("stop")
-                    await eventually(lambda: statuses(server)[1] == "Unavailable", what="Unavailable after the stop")
-                    # A card on an unavailable connector starts nothing.
-                    await b.cmd("unplug")
-                    await b.cmd("plug")
-                    await b.cmd("card " + TAG)
-                    await b.wait_event("card_rejected")
-                    answer = await call(http, "Reset", {"type": "Soft"})
-                    assert answer["payload"] == {"status": "Accepted"}
-                    await accepted(server, since_boots=1)
-                    assert len(c.agents) == 2
-                    await eventually(lambda: statuses(server)[1] == "Unavailable", what="Unavailable after the reboot")
-                    st = await b.status()  # the console outlives the reboot
-                    assert st["connectors"][0]["status"] == "Unavailable"
-                    _, _, body = await api(http, "POST", "/api/chargers/CP1/availability", {"type": "Operative"}, expect=200)
-                    assert body["status"] == "Accepted"
-                    await eventually(lambda: statuses(server) == {0: "Available", 1: "Available"}, what="Available again")
-                assert len([t for t in server.storage.list_transactions("CP1")]) == 1
+                await eventually(lambda: statuses(server) == {0: "Available", 1: "Available"}, what="Available again")
+            assert len([t for t in server.storage.list_transactions("CP1")]) == 1
 
     run(main())
 
@@ -213,32 +219,30 @@ def test_soft_and_hard_reset_stop_the_transaction_and_the_charger_comes_back(tmp
     transaction reaches the CSMS once."""
 
     async def main():
-        async with csms_http(id_tags={TAG: "Accepted"}) as (server, http):
-            async with charger(server.ws_url, str(tmp_path)) as c:
-                await accepted(server)
-                async with c.console() as b:
-                    for n, kind in ((1, "Soft"), (2, "Hard")):
-                        await b.cmd("plug")
-                        await b.cmd("card " + TAG)
-                        await eventually(lambda: len(server.storage.list_transactions("CP1")) == n, what="session %d" % n)
-                        boots = server.storage.get_charger("CP1")["boot_count"]
-                        answer = await call(http, "Reset", {"type": kind})
-                        assert answer["payload"] == {"status": "Accepted"}
-                        await accepted(server, since_boots=boots)
-                        await eventually(lambda: server.storage.list_transactions("CP1")[-1]["status"] == "stopped", what="stopped")
-                        assert len(c.agents) == n + 1
-                        tx = server.storage.list_transactions("CP1")[-1]
-                        assert tx["stop_reason"] == kind + "Reset"
-                        log = server.message_log.query(charger="CP1")
-                        stop_at = [i for i, r in enumerate(log) if r["type"] == "CALL" and r["action"] == "StopTransaction"][-1]
-                        boot_at = [i for i, r in enumerate(log) if r["type"] == "CALL" and r["action"] == "BootNotification"][-1]
-                        # Soft: delivered before the reboot; hard: after the new boot.
-                        assert (stop_at < boot_at) if kind == "Soft" else (stop_at > boot_at), (kind, stop_at, boot_at)
-                    q = await b.cmd("queue")
-                    assert (q["queued"], q["open"], q["parked"]) == (0, 0, 0)
-                counts = server.storage.ledger_counts("CP1")
-                assert counts == {"started": 2, "stopped": 2}, counts
-                assert server.storage.get_charger("CP1")["boot_violations"] == 0
+        async with bench_charger(str(tmp_path), id_tags={TAG: "Accepted"}) as (server, http, c):
+            async with c.console() as b:
+                for n, kind in ((1, "Soft"), (2, "Hard")):
+                    await b.cmd("plug")
+                    await b.cmd("card " + TAG)
+                    await eventually(lambda: len(server.storage.list_transactions("CP1")) == n, what="session %d" % n)
+                    boots = server.storage.get_charger("CP1")["boot_count"]
+                    answer = await call(http, "Reset", {"type": kind})
+                    assert answer["payload"] == {"status": "Accepted"}
+                    await accepted(server, since_boots=boots)
+                    await eventually(lambda: server.storage.list_transactions("CP1")[-1]["status"] == "stopped", what="stopped")
+                    assert len(c.agents) == n + 1
+                    tx = server.storage.list_transactions("CP1")[-1]
+                    assert tx["stop_reason"] == kind + "Reset"
+                    log = server.message_log.query(charger="CP1")
+                    stop_at = [i for i, r in enumerate(log) if r["type"] == "CALL" and r["action"] == "StopTransaction"][-1]
+                    boot_at = [i for i, r in enumerate(log) if r["type"] == "CALL" and r["action"] == "BootNotification"][-1]
+                    # Soft: delivered before the reboot; hard: after the new boot.
+                    assert (stop_at < boot_at) if kind == "Soft" else (stop_at > boot_at), (kind, stop_at, boot_at)
+                q = await b.cmd("queue")
+                assert (q["queued"], q["open"], q["parked"]) == (0, 0, 0)
+            counts = server.storage.ledger_counts("CP1")
+            assert counts == {"started": 2, "stopped": 2}, counts
+            assert server.storage.get_charger("CP1")["boot_violations"] == 0
 
     run(main())
 
@@ -331,28 +335,26 @@ def test_transaction_messages_survive_csms_errors_and_a_lost_answer(tmp_path):
     after reconnecting. The CSMS ends with one session, stopped once."""
 
     async def main():
-        async with csms_http(id_tags={TAG: "Accepted"}) as (server, http):
-            async with charger(server.ws_url, str(tmp_path), ocpp={"TransactionMessageRetryInterval": 1}) as c:
-                await accepted(server)
-                await api(http, "POST", "/api/chargers/CP1/faults", {"kind": "call_error", "action": "StartTransaction", "code": "InternalError"}, expect=201)
-                await api(http, "POST", "/api/chargers/CP1/faults", {"kind": "drop", "action": "StopTransaction", "process": True}, expect=201)
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    await b.cmd("card " + TAG)
-                    await b.wait_event("transaction_started")
-                    await eventually(lambda: server.storage.active_transactions("CP1"), what="the start retried")
-                    await b.cmd("card " + TAG)
-                    await eventually(lambda: server.storage.ledger_counts("CP1").get("duplicate_stop"), what="the stop resent")
-                    await b.status_until(lambda st: st["online"] and st["queued"] == 0)
-                starts = ledger(server, "StartTransaction")
-                assert [r["outcome"] for r in starts] == ["fault", "started"]
-                assert starts[0]["message_id"] != starts[1]["message_id"] and starts[0]["payload"] == starts[1]["payload"]
-                stops = ledger(server, "StopTransaction")
-                assert [r["outcome"] for r in stops] == ["stopped", "duplicate_stop"]
-                assert stops[0]["payload"] == stops[1]["payload"]
-                txs = server.storage.list_transactions("CP1")
-                assert len(txs) == 1 and txs[0]["status"] == "stopped" and txs[0]["stop_reason"] == "Local"
-                assert c.seen("call_error", action="StartTransaction")
+        async with bench_charger(str(tmp_path), id_tags={TAG: "Accepted"}, ocpp={"TransactionMessageRetryInterval": 1}) as (server, http, c):
+            await api(http, "POST", "/api/chargers/CP1/faults", {"kind": "call_error", "action": "StartTransaction", "code": "InternalError"}, expect=201)
+            await api(http, "POST", "/api/chargers/CP1/faults", {"kind": "drop", "action": "StopTransaction", "process": True}, expect=201)
+            async with c.console() as b:
+                await b.cmd("plug")
+                await b.cmd("card " + TAG)
+                await b.wait_event("transaction_started")
+                await eventually(lambda: server.storage.active_transactions("CP1"), what="the start retried")
+                await b.cmd("card " + TAG)
+                await eventually(lambda: server.storage.ledger_counts("CP1").get("duplicate_stop"), what="the stop resent")
+                await b.status_until(lambda st: st["online"] and st["queued"] == 0)
+            starts = ledger(server, "StartTransaction")
+            assert [r["outcome"] for r in starts] == ["fault", "started"]
+            assert starts[0]["message_id"] != starts[1]["message_id"] and starts[0]["payload"] == starts[1]["payload"]
+            stops = ledger(server, "StopTransaction")
+            assert [r["outcome"] for r in stops] == ["stopped", "duplicate_stop"]
+            assert stops[0]["payload"] == stops[1]["payload"]
+            txs = server.storage.list_transactions("CP1")
+            assert len(txs) == 1 and txs[0]["status"] == "stopped" and txs[0]["stop_reason"] == "Local"
+            assert c.seen("call_error", action="StartTransaction")
 
     run(main())
 

@@ -13,7 +13,7 @@ import json
 from ocpp.v16 import call
 
 from firmware.ocpp.v16.config import KEYS
-from tests.integration.agent_kit import booted, charger, eventually, host_board, parse_iso, peer_csms, run
+from tests.integration.agent_kit import booted, charger, eventually, host_board, parse_iso, peer_bench, peer_csms, run
 
 TAG = "TAG1"
 
@@ -185,41 +185,39 @@ def test_status_of_connector_zero_and_each_connector_and_a_refused_status_is_res
     from tests.integration.agent_kit import two_connector_board
 
     async def main():
-        async with peer_csms() as csms:
-            async with charger(csms.url, str(tmp_path), make_hw=two_connector_board()) as c:
-                await booted(csms)
-                await csms.wait_status(2, "Available")
-                assert [f.payload["connectorId"] for f in csms.calls("StatusNotification")] == [0, 1, 2]
-                sims = c.hw.sims
-                mark = csms.mark()
-                sims[2].plug()
-                await csms.wait_status(2, "Preparing", since=mark)
-                assert [f.payload["connectorId"] for f in csms.calls("StatusNotification", mark)] == [2]
-                sims[2].unplug()
-                await csms.wait_status(2, "Available", since=mark)
-                mark = csms.mark()
-                assert answer_status(await csms.call(call.ChangeAvailability(connector_id=0, type="Inoperative"))) == "Accepted"
-                for cid in (0, 1, 2):
-                    await csms.wait_status(cid, "Unavailable", since=mark)
-                assert answer_status(await csms.call(call.ChangeAvailability(connector_id=0, type="Operative"))) == "Accepted"
-                for cid in (0, 1, 2):
-                    await csms.wait_status(cid, "Available", since=mark)
-                assert answer_status(await csms.call(call.ChangeAvailability(connector_id=3, type="Inoperative"))) == "Rejected"
-                mark = csms.mark()
-                assert answer_status(await csms.call(call.ChangeAvailability(connector_id=2, type="Inoperative"))) == "Accepted"
-                await csms.wait_status(2, "Unavailable", since=mark)
-                assert [f.payload["connectorId"] for f in csms.calls("StatusNotification", mark)] == [2]
-                # A refused StatusNotification is not lost.
-                csms.fail["StatusNotification"] = 1
-                mark = csms.mark()
-                sims[1].plug()
-                refused = await csms.wait_status(1, "Preparing", since=mark)
-                assert (await csms.answer_to(refused)).kind == 4
-                await csms.drop(refuse=False)
-                again = await csms.wait_status(1, "Preparing", since=csms.index(refused) + 1)
-                assert again.msg[1] != refused.msg[1]
-                assert not csms.calls("BootNotification", mark)
-                await c.wait_event("connected", since=1)
+        async with peer_bench(str(tmp_path), make_hw=two_connector_board()) as (csms, c):
+            await csms.wait_status(2, "Available")
+            assert [f.payload["connectorId"] for f in csms.calls("StatusNotification")] == [0, 1, 2]
+            sims = c.hw.sims
+            mark = csms.mark()
+            sims[2].plug()
+            await csms.wait_status(2, "Preparing", since=mark)
+            assert [f.payload["connectorId"] for f in csms.calls("StatusNotification", mark)] == [2]
+            sims[2].unplug()
+            await csms.wait_status(2, "Available", since=mark)
+            mark = csms.mark()
+            assert answer_status(await csms.call(call.ChangeAvailability(connector_id=0, type="Inoperative"))) == "Accepted"
+            for cid in (0, 1, 2):
+                await csms.wait_status(cid, "Unavailable", since=mark)
+            assert answer_status(await csms.call(call.ChangeAvailability(connector_id=0, type="Operative"))) == "Accepted"
+            for cid in (0, 1, 2):
+                await csms.wait_status(cid, "Available", since=mark)
+            assert answer_status(await csms.call(call.ChangeAvailability(connector_id=3, type="Inoperative"))) == "Rejected"
+            mark = csms.mark()
+            assert answer_status(await csms.call(call.ChangeAvailability(connector_id=2, type="Inoperative"))) == "Accepted"
+            await csms.wait_status(2, "Unavailable", since=mark)
+            assert [f.payload["connectorId"] for f in csms.calls("StatusNotification", mark)] == [2]
+            # A refused StatusNotification is not lost.
+            csms.fail["StatusNotification"] = 1
+            mark = csms.mark()
+            sims[1].plug()
+            refused = await csms.wait_status(1, "Preparing", since=mark)
+            assert (await csms.answer_to(refused)).kind == 4
+            await csms.drop(refuse=False)
+            again = await csms.wait_status(1, "Preparing", since=csms.index(refused) + 1)
+            assert again.msg[1] != refused.msg[1]
+            assert not csms.calls("BootNotification", mark)
+            await c.wait_event("connected", since=1)
 
     run(main())
 
@@ -233,35 +231,33 @@ def test_authorize_accepted_invalid_and_unanswered(tmp_path):
     locks the cable, closes the contactor and starts the transaction."""
 
     async def main():
-        async with peer_csms(id_tags={TAG: "Accepted", "BLOCKED1": "Blocked"}) as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    await csms.wait_status(1, "Preparing")
-                    mark = c.mark()
-                    await b.cmd("card BLOCKED1")
-                    rejected = await c.wait_event("card_rejected", since=mark)
-                    assert rejected == {"event": "card_rejected", "idTag": "BLOCKED1", "status": "Blocked"}
-                    mark = c.mark()
-                    await b.cmd("card NOBODY")
-                    assert (await c.wait_event("card_rejected", since=mark))["status"] == "Invalid"
-                    csms.fail["Authorize"] = 1
-                    mark = c.mark()
-                    await b.cmd("card " + TAG)
-                    assert (await c.wait_event("card_rejected", since=mark))["status"] == "Invalid"
-                    assert [f.payload["idTag"] for f in csms.calls("Authorize")] == ["BLOCKED1", "NOBODY", TAG]
-                    assert not csms.calls("StartTransaction")
-                    st = await b.status()
-                    assert st["connectors"][0]["status"] == "Preparing" and st["hw"]["lock_position"] == 0
-                    # The card read by the simulated RFID reader (PN532 frames).
-                    csms.id_tags["04A2B3C4D5"] = "Accepted"
-                    assert (await b.cmd("card 04A2B3C4D5"))["via"] == "reader"
-                    start = await csms.wait_call("StartTransaction")
-                    assert start.payload["idTag"] == "04A2B3C4D5" and start.payload["connectorId"] == 1
-                    assert csms.calls("Authorize")[-1].payload == {"idTag": "04A2B3C4D5"}
-                    st = await b.status_until(lambda st: st["connectors"][0].get("transaction", {}).get("transactionId") == 101)
-                    assert st["connectors"][0]["relay"] and st["hw"]["contacts_closed"] and st["hw"]["lock_position"] == 1
+        async with peer_bench(str(tmp_path), id_tags={TAG: "Accepted", "BLOCKED1": "Blocked"}) as (csms, c):
+            async with c.console() as b:
+                await b.cmd("plug")
+                await csms.wait_status(1, "Preparing")
+                mark = c.mark()
+                await b.cmd("card BLOCKED1")
+                rejected = await c.wait_event("card_rejected", since=mark)
+                assert rejected == {"event": "card_rejected", "idTag": "BLOCKED1", "status": "Blocked"}
+                mark = c.mark()
+                await b.cmd("card NOBODY")
+                assert (await c.wait_event("card_rejected", since=mark))["status"] == "Invalid"
+                csms.fail["Authorize"] = 1
+                mark = c.mark()
+                await b.cmd("card " + TAG)
+                assert (await c.wait_event("card_rejected", since=mark))["status"] == "Invalid"
+                assert [f.payload["idTag"] for f in csms.calls("Authorize")] == ["BLOCKED1", "NOBODY", TAG]
+                assert not csms.calls("StartTransaction")
+                st = await b.status()
+                assert st["connectors"][0]["status"] == "Preparing" and st["hw"]["lock_position"] == 0
+                # The card read by the simulated RFID reader (PN532 frames).
+                csms.id_tags["04A2B3C4D5"] = "Accepted"
+                assert (await b.cmd("card 04A2B3C4D5"))["via"] == "reader"
+                start = await csms.wait_call("StartTransaction")
+                assert start.payload["idTag"] == "04A2B3C4D5" and start.payload["connectorId"] == 1
+                assert csms.calls("Authorize")[-1].payload == {"idTag": "04A2B3C4D5"}
+                st = await b.status_until(lambda st: st["connectors"][0].get("transaction", {}).get("transactionId") == 101)
+                assert st["connectors"][0]["relay"] and st["hw"]["contacts_closed"] and st["hw"]["lock_position"] == 1
 
     run(main())
 
@@ -271,29 +267,26 @@ def test_authorization_cache_local_pre_authorize_and_clear_cache(tmp_path):
     without Authorize (C16 §3.5.1); ClearCache empties it."""
 
     async def main():
-        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                msg = await csms.call(call.ChangeConfiguration(key="LocalPreAuthorize", value="true"))
-                assert answer_status(msg) == "Accepted"
-                async with c.console() as b:
-                    for n in (1, 2, 3):
-                        await b.cmd("plug")
-                        await b.cmd("card " + TAG)
-                        await csms.wait_call("StartTransaction", since=0 if n == 1 else csms.index(stop) + 1)
-                        await b.cmd("card " + TAG)
-                        stop = await csms.wait_call("StopTransaction", since=csms.index(csms.calls("StartTransaction")[-1]))
-                        assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == TAG
-                        await b.cmd("unplug")
-                        await csms.wait_status(1, "Available", since=csms.index(stop))
-                        if n == 2:
-                            msg = await csms.call(call.ClearCache())
-                            assert answer_status(msg) == "Accepted"
-                    # Session 1 asked, session 2 came from the cache, session 3 asked again.
-                    assert len(csms.calls("Authorize")) == 2
-                    starts = csms.calls("StartTransaction")
-                    auths = csms.calls("Authorize")
-                    assert auths[0].t < starts[0].t and starts[1].t < auths[1].t < starts[2].t
+        async with peer_bench(str(tmp_path), id_tags={TAG: "Accepted"}) as (csms, c):
+            await csms.configure(("LocalPreAuthorize", "true"))
+            async with c.console() as b:
+                for n in (1, 2, 3):
+                    await b.cmd("plug")
+                    await b.cmd("card " + TAG)
+                    await csms.wait_call("StartTransaction", since=0 if n == 1 else csms.index(stop) + 1)
+                    await b.cmd("card " + TAG)
+                    stop = await csms.wait_call("StopTransaction", since=csms.index(csms.calls("StartTransaction")[-1]))
+                    assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == TAG
+                    await b.cmd("unplug")
+                    await csms.wait_status(1, "Available", since=csms.index(stop))
+                    if n == 2:
+                        msg = await csms.call(call.ClearCache())
+                        assert answer_status(msg) == "Accepted"
+                # Session 1 asked, session 2 came from the cache, session 3 asked again.
+                assert len(csms.calls("Authorize")) == 2
+                starts = csms.calls("StartTransaction")
+                auths = csms.calls("Authorize")
+                assert auths[0].t < starts[0].t and starts[1].t < auths[1].t < starts[2].t
 
     run(main())
 
@@ -305,43 +298,41 @@ def test_local_authorize_offline(tmp_path):
     BootNotification (J16 §5.4)."""
 
     async def main():
-        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    await b.cmd("card " + TAG)
-                    await csms.wait_call("StartTransaction")
-                    await b.cmd("card " + TAG)
-                    await csms.wait_call("StopTransaction")
-                    await b.cmd("unplug")
-                    await csms.wait_status(1, "Available", since=csms.index(csms.calls("StopTransaction")[0]))
-                    await csms.drop()
-                    await c.wait_event("disconnected")
-                    mark = csms.mark()
-                    await b.cmd("plug")
-                    await b.cmd("card " + TAG)
-                    await c.wait_event("transaction_started", localId=2)
-                    await b.cmd("card " + TAG)
-                    await c.wait_event("transaction_stopped", localId=2)
-                    await b.cmd("unplug")
-                    # The bench console sets keys as the CSMS would.
-                    assert (await b.cmd("set LocalAuthorizeOffline false"))["status"] == "Accepted"
-                    await b.cmd("plug")
-                    ev = c.mark()
-                    await b.cmd("card " + TAG)
-                    refused = await c.wait_event("card_rejected", since=ev)
-                    assert refused["idTag"] == TAG
-                    st = await b.status()
-                    assert not st["online"] and "transaction" not in st["connectors"][0] and st["queued"] == 2
-                    csms.refuse = False
-                    stop = await csms.wait_call("StopTransaction", since=mark)
-                    start = csms.calls("StartTransaction", mark)[0]
-                    assert start.t < stop.t and stop.payload["transactionId"] == 102
-                    assert parse_iso(start.payload["timestamp"]) <= parse_iso(stop.payload["timestamp"])
-                    assert not csms.calls("BootNotification", mark)
-                    assert not csms.calls("Authorize", mark)
-                    await b.status_until(lambda st: st["queued"] == 0)
+        async with peer_bench(str(tmp_path), id_tags={TAG: "Accepted"}) as (csms, c):
+            async with c.console() as b:
+                await b.cmd("plug")
+                await b.cmd("card " + TAG)
+                await csms.wait_call("StartTransaction")
+                await b.cmd("card " + TAG)
+                await csms.wait_call("StopTransaction")
+                await b.cmd("unplug")
+                await csms.wait_status(1, "Available", since=csms.index(csms.calls("StopTransaction")[0]))
+                await csms.drop()
+                await c.wait_event("disconnected")
+                mark = csms.mark()
+                await b.cmd("plug")
+                await b.cmd("card " + TAG)
+                await c.wait_event("transaction_started", localId=2)
+                await b.cmd("card " + TAG)
+                await c.wait_event("transaction_stopped", localId=2)
+                await b.cmd("unplug")
+                # The bench console sets keys as the CSMS would.
+                assert (await b.cmd("set LocalAuthorizeOffline false"))["status"] == "Accepted"
+                await b.cmd("plug")
+                ev = c.mark()
+                await b.cmd("card " + TAG)
+                refused = await c.wait_event("card_rejected", since=ev)
+                assert refused["idTag"] == TAG
+                st = await b.status()
+                assert not st["online"] and "transaction" not in st["connectors"][0] and st["queued"] == 2
+                csms.refuse = False
+                stop = await csms.wait_call("StopTransaction", since=mark)
+                start = csms.calls("StartTransaction", mark)[0]
+                assert start.t < stop.t and stop.payload["transactionId"] == 102
+                assert parse_iso(start.payload["timestamp"]) <= parse_iso(stop.payload["timestamp"])
+                assert not csms.calls("BootNotification", mark)
+                assert not csms.calls("Authorize", mark)
+                await b.status_until(lambda st: st["queued"] == 0)
 
     run(main())
 
@@ -358,48 +349,45 @@ def test_remote_start_and_stop_with_and_without_authorize_remote_tx_requests(tmp
     DeAuthorized (StopTransactionOnInvalidId, C16 §4.8)."""
 
     async def main():
-        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    msg = await csms.call(call.RemoteStartTransaction(id_tag=TAG, connector_id=1))
-                    assert answer_status(msg) == "Accepted"
-                    start = await csms.wait_call("StartTransaction")
-                    auth = csms.calls("Authorize")
-                    assert [f.payload["idTag"] for f in auth] == [TAG] and auth[0].t < start.t
-                    tx = (await csms.answer_to(start)).msg[2]["transactionId"]
-                    assert answer_status(await csms.call(call.RemoteStartTransaction(id_tag=TAG, connector_id=1))) == "Rejected"
-                    assert answer_status(await csms.call(call.RemoteStartTransaction(id_tag=TAG, connector_id=7))) == "Rejected"
-                    assert answer_status(await csms.call(call.RemoteStopTransaction(transaction_id=tx + 50))) == "Rejected"
-                    assert answer_status(await csms.call(call.RemoteStopTransaction(transaction_id=tx))) == "Accepted"
-                    stop = await csms.wait_call("StopTransaction")
-                    assert stop.payload["transactionId"] == tx and stop.payload["reason"] == "Remote"
-                    st = await b.status_until(lambda st: not st["hw"]["contacts_closed"] and st["hw"]["lock_position"] == 0)
-                    assert not st["connectors"][0]["relay"]
-                    # An idTag the CSMS does not know, authorized first: refused, nothing starts.
-                    await b.cmd("unplug")
-                    await b.cmd("plug")
-                    mark = csms.mark()
-                    assert answer_status(await csms.call(call.RemoteStartTransaction(id_tag="STRANGER"))) == "Accepted"
-                    await csms.wait_call("Authorize", lambda p: p["idTag"] == "STRANGER", since=mark)
-                    await c.wait_event("card_rejected", idTag="STRANGER")
-                    assert not csms.calls("StartTransaction", mark)
-                    # Not authorized first: it starts, and the answer to StartTransaction ends it.
-                    msg = await csms.call(call.ChangeConfiguration(key="AuthorizeRemoteTxRequests", value="false"))
-                    assert answer_status(msg) == "Accepted"
-                    mark = csms.mark()
-                    assert answer_status(await csms.call(call.RemoteStartTransaction(id_tag="STRANGER"))) == "Accepted"
-                    start = await csms.wait_call("StartTransaction", since=mark)
-                    assert start.payload["idTag"] == "STRANGER"
-                    stop = await csms.wait_call("StopTransaction", since=mark)
-                    assert stop.payload["reason"] == "DeAuthorized"
-                    assert not csms.calls("Authorize", mark)
-                    # StopTransactionOnInvalidId: the cable stays locked until the owner comes back.
-                    st = await b.status_until(lambda st: not st["hw"]["contacts_closed"])
-                    assert st["hw"]["lock_position"] == 1
-                    await b.cmd("card STRANGER")
-                    await b.status_until(lambda st: st["hw"]["lock_position"] == 0)
+        async with peer_bench(str(tmp_path), id_tags={TAG: "Accepted"}) as (csms, c):
+            async with c.console() as b:
+                await b.cmd("plug")
+                msg = await csms.call(call.RemoteStartTransaction(id_tag=TAG, connector_id=1))
+                assert answer_status(msg) == "Accepted"
+                start = await csms.wait_call("StartTransaction")
+                auth = csms.calls("Authorize")
+                assert [f.payload["idTag"] for f in auth] == [TAG] and auth[0].t < start.t
+                tx = (await csms.answer_to(start)).msg[2]["transactionId"]
+                assert answer_status(await csms.call(call.RemoteStartTransaction(id_tag=TAG, connector_id=1))) == "Rejected"
+                assert answer_status(await csms.call(call.RemoteStartTransaction(id_tag=TAG, connector_id=7))) == "Rejected"
+                assert answer_status(await csms.call(call.RemoteStopTransaction(transaction_id=tx + 50))) == "Rejected"
+                assert answer_status(await csms.call(call.RemoteStopTransaction(transaction_id=tx))) == "Accepted"
+                stop = await csms.wait_call("StopTransaction")
+                assert stop.payload["transactionId"] == tx and stop.payload["reason"] == "Remote"
+                st = await b.status_until(lambda st: not st["hw"]["contacts_closed"] and st["hw"]["lock_position"] == 0)
+                assert not st["connectors"][0]["relay"]
+                # An idTag the CSMS does not know, authorized first: refused, nothing starts.
+                await b.cmd("unplug")
+                await b.cmd("plug")
+                mark = csms.mark()
+                assert answer_status(await csms.call(call.RemoteStartTransaction(id_tag="STRANGER"))) == "Accepted"
+                await csms.wait_call("Authorize", lambda p: p["idTag"] == "STRANGER", since=mark)
+                await c.wait_event("card_rejected", idTag="STRANGER")
+                assert not csms.calls("StartTransaction", mark)
+                # Not authorized first: it starts, and the answer to StartTransaction ends it.
+                await csms.configure(("AuthorizeRemoteTxRequests", "false"))
+                mark = csms.mark()
+                assert answer_status(await csms.call(call.RemoteStartTransaction(id_tag="STRANGER"))) == "Accepted"
+                start = await csms.wait_call("StartTransaction", since=mark)
+                assert start.payload["idTag"] == "STRANGER"
+                stop = await csms.wait_call("StopTransaction", since=mark)
+                assert stop.payload["reason"] == "DeAuthorized"
+                assert not csms.calls("Authorize", mark)
+                # StopTransactionOnInvalidId: the cable stays locked until the owner comes back.
+                st = await b.status_until(lambda st: not st["hw"]["contacts_closed"])
+                assert st["hw"]["lock_position"] == 1
+                await b.cmd("card STRANGER")
+                await b.status_until(lambda st: st["hw"]["lock_position"] == 0)
 
     run(main())
 
@@ -410,25 +398,23 @@ def test_stop_transaction_on_invalid_id_false_suspends_the_session(tmp_path):
     contactor open) until it is stopped."""
 
     async def main():
-        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
-            async with charger(csms.url, str(tmp_path), ocpp={"StopTransactionOnInvalidId": False}) as c:
-                await booted(csms)
-                csms.start_status = "Invalid"
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    await b.cmd("charge")
-                    await b.cmd("card " + TAG)
-                    await csms.wait_call("StartTransaction")
-                    await csms.wait_status(1, "SuspendedEVSE")
-                    st = await b.status_until(lambda st: not st["hw"]["contacts_closed"])
-                    conn = st["connectors"][0]
-                    assert conn["status"] == "SuspendedEVSE" and not conn["relay"] and conn["transaction"]["transactionId"] == 101
-                    assert st["hw"]["lock_position"] == 1
-                    assert not csms.calls("StopTransaction")
-                    await b.cmd("card " + TAG)
-                    stop = await csms.wait_call("StopTransaction")
-                    assert stop.payload["reason"] == "Local"
-                    await b.status_until(lambda st: st["hw"]["lock_position"] == 0)
+        async with peer_bench(str(tmp_path), id_tags={TAG: "Accepted"}, ocpp={"StopTransactionOnInvalidId": False}) as (csms, c):
+            csms.start_status = "Invalid"
+            async with c.console() as b:
+                await b.cmd("plug")
+                await b.cmd("charge")
+                await b.cmd("card " + TAG)
+                await csms.wait_call("StartTransaction")
+                await csms.wait_status(1, "SuspendedEVSE")
+                st = await b.status_until(lambda st: not st["hw"]["contacts_closed"])
+                conn = st["connectors"][0]
+                assert conn["status"] == "SuspendedEVSE" and not conn["relay"] and conn["transaction"]["transactionId"] == 101
+                assert st["hw"]["lock_position"] == 1
+                assert not csms.calls("StopTransaction")
+                await b.cmd("card " + TAG)
+                stop = await csms.wait_call("StopTransaction")
+                assert stop.payload["reason"] == "Local"
+                await b.status_until(lambda st: st["hw"]["lock_position"] == 0)
 
     run(main())
 
@@ -440,48 +426,44 @@ def test_ev_side_disconnect_keys(tmp_path):
     says; stop true, unlock false stops and keeps the cable locked."""
 
     async def main():
-        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                async with c.console() as b:
+        async with peer_bench(str(tmp_path), id_tags={TAG: "Accepted"}) as (csms, c):
+            async with c.console() as b:
 
-                    async def session():
-                        await b.cmd("plug")
-                        await b.cmd("charge")
-                        await b.cmd("card " + TAG)
-                        await b.status_until(lambda st: st["connectors"][0]["status"] == "Charging")
-
-                    await session()
-                    await b.cmd("unplug")
-                    stop = await csms.wait_call("StopTransaction")
-                    assert stop.payload["reason"] == "EVDisconnected" and "idTag" not in stop.payload
-                    await b.status_until(lambda st: st["hw"]["lock_position"] == 0 and st["connectors"][0]["status"] == "Available")
-
-                    msg = await csms.call(call.ChangeConfiguration(key="StopTransactionOnEVSideDisconnect", value="false"))
-                    assert answer_status(msg) == "Accepted"
-                    mark = csms.mark()
-                    await session()
-                    await b.cmd("unplug")
-                    await csms.wait_status(1, "SuspendedEV", since=mark)
-                    st = await b.status()
-                    assert st["connectors"][0]["transaction"] and st["hw"]["lock_position"] == 1
+                async def session():
                     await b.cmd("plug")
                     await b.cmd("charge")
-                    await csms.wait_status(1, "Charging", since=csms.index(csms.calls("StatusNotification")[-1]))
-                    assert not csms.calls("StopTransaction", mark)
                     await b.cmd("card " + TAG)
-                    await csms.wait_call("StopTransaction", since=mark)
-                    await b.cmd("unplug")
+                    await b.status_until(lambda st: st["connectors"][0]["status"] == "Charging")
 
-                    for key, value in (("StopTransactionOnEVSideDisconnect", "true"), ("UnlockConnectorOnEVSideDisconnect", "false")):
-                        assert answer_status(await csms.call(call.ChangeConfiguration(key=key, value=value))) == "Accepted"
-                    mark = csms.mark()
-                    await session()
-                    await b.cmd("unplug")
-                    stop = await csms.wait_call("StopTransaction", since=mark)
-                    assert stop.payload["reason"] == "EVDisconnected"
-                    st = await b.status_until(lambda st: st["connectors"][0]["status"] == "Available")
-                    assert st["hw"]["lock_position"] == 1
+                await session()
+                await b.cmd("unplug")
+                stop = await csms.wait_call("StopTransaction")
+                assert stop.payload["reason"] == "EVDisconnected" and "idTag" not in stop.payload
+                await b.status_until(lambda st: st["hw"]["lock_position"] == 0 and st["connectors"][0]["status"] == "Available")
+
+                await csms.configure(("StopTransactionOnEVSideDisconnect", "false"))
+                mark = csms.mark()
+                await session()
+                await b.cmd("unplug")
+                await csms.wait_status(1, "SuspendedEV", since=mark)
+                st = await b.status()
+                assert st["connectors"][0]["transaction"] and st["hw"]["lock_position"] == 1
+                await b.cmd("plug")
+                await b.cmd("charge")
+                await csms.wait_status(1, "Charging", since=csms.index(csms.calls("StatusNotification")[-1]))
+                assert not csms.calls("StopTransaction", mark)
+                await b.cmd("card " + TAG)
+                await csms.wait_call("StopTransaction", since=mark)
+                await b.cmd("unplug")
+
+                await csms.configure(("StopTransactionOnEVSideDisconnect", "true"), ("UnlockConnectorOnEVSideDisconnect", "false"))
+                mark = csms.mark()
+                await session()
+                await b.cmd("unplug")
+                stop = await csms.wait_call("StopTransaction", since=mark)
+                assert stop.payload["reason"] == "EVDisconnected"
+                st = await b.status_until(lambda st: st["connectors"][0]["status"] == "Available")
+                assert st["hw"]["lock_position"] == 1
 
     run(main())
 
@@ -492,22 +474,19 @@ def test_connection_timeout_ends_an_authorization_without_a_cable(tmp_path):
     again and a later plug starts nothing."""
 
     async def main():
-        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                msg = await csms.call(call.ChangeConfiguration(key="ConnectionTimeOut", value="1"))
-                assert answer_status(msg) == "Accepted"
-                async with c.console() as b:
-                    await b.cmd("card " + TAG)
-                    prep = await csms.wait_status(1, "Preparing")
-                    back = await csms.wait_status(1, "Available", since=csms.index(prep))
-                    assert back.t - prep.t >= 0.9
-                    await c.wait_event("connection_timeout")
-                    mark = csms.mark()
-                    await b.cmd("plug")
-                    await csms.wait_status(1, "Preparing", since=mark)
-                    st = await b.status()
-                    assert "transaction" not in st["connectors"][0] and not csms.calls("StartTransaction")
+        async with peer_bench(str(tmp_path), id_tags={TAG: "Accepted"}) as (csms, c):
+            await csms.configure(("ConnectionTimeOut", "1"))
+            async with c.console() as b:
+                await b.cmd("card " + TAG)
+                prep = await csms.wait_status(1, "Preparing")
+                back = await csms.wait_status(1, "Available", since=csms.index(prep))
+                assert back.t - prep.t >= 0.9
+                await c.wait_event("connection_timeout")
+                mark = csms.mark()
+                await b.cmd("plug")
+                await csms.wait_status(1, "Preparing", since=mark)
+                st = await b.status()
+                assert "transaction" not in st["connectors"][0] and not csms.calls("StartTransaction")
 
     run(main())
 
@@ -527,71 +506,68 @@ def test_meter_values_sampled_clock_aligned_and_stop_txn_data(tmp_path):
     answered with a CALLERROR is sent again with a new messageId (C16 §3.7)."""
 
     async def main():
-        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                for key, value in (
-                    ("MeterValueSampleInterval", "1"),
-                    ("MeterValuesSampledData", "Energy.Active.Import.Register,Power.Active.Import,Current.Import"),
-                    ("ClockAlignedDataInterval", "1"),
-                    ("MeterValuesAlignedData", "Energy.Active.Import.Register,Voltage"),
-                    ("StopTxnSampledData", "Energy.Active.Import.Register"),
-                    ("StopTxnAlignedData", "Energy.Active.Import.Register"),
-                    ("TransactionMessageRetryInterval", "1"),
-                ):
-                    assert answer_status(await csms.call(call.ChangeConfiguration(key=key, value=value))) == "Accepted", key
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    await b.cmd("charge")
-                    await b.cmd("card " + TAG)
-                    start = await csms.wait_call("StartTransaction")
-                    csms.fail["MeterValues"] = 1
-                    tx = (await csms.answer_to(start)).msg[2]["transactionId"]
+        async with peer_bench(str(tmp_path), id_tags={TAG: "Accepted"}) as (csms, c):
+            await csms.configure(
+                ("MeterValueSampleInterval", "1"),
+                ("MeterValuesSampledData", "Energy.Active.Import.Register,Power.Active.Import,Current.Import"),
+                ("ClockAlignedDataInterval", "1"),
+                ("MeterValuesAlignedData", "Energy.Active.Import.Register,Voltage"),
+                ("StopTxnSampledData", "Energy.Active.Import.Register"),
+                ("StopTxnAlignedData", "Energy.Active.Import.Register"),
+                ("TransactionMessageRetryInterval", "1"),
+            )
+            async with c.console() as b:
+                await b.cmd("plug")
+                await b.cmd("charge")
+                await b.cmd("card " + TAG)
+                start = await csms.wait_call("StartTransaction")
+                csms.fail["MeterValues"] = 1
+                tx = (await csms.answer_to(start)).msg[2]["transactionId"]
 
-                    def in_tx(context):
-                        return lambda p: p.get("transactionId") == tx and _values(p)[0]["context"] == context
+                def in_tx(context):
+                    return lambda p: p.get("transactionId") == tx and _values(p)[0]["context"] == context
 
-                    first = await csms.wait_call("MeterValues", in_tx("Sample.Periodic"), csms.index(start))
-                    await csms.wait_call("MeterValues", in_tx("Sample.Clock"), csms.index(start))
+                first = await csms.wait_call("MeterValues", in_tx("Sample.Periodic"), csms.index(start))
+                await csms.wait_call("MeterValues", in_tx("Sample.Clock"), csms.index(start))
 
-                    def periodic():
-                        return [f for f in csms.calls("MeterValues", csms.index(start)) if in_tx("Sample.Periodic")(f.payload)]
+                def periodic():
+                    return [f for f in csms.calls("MeterValues", csms.index(start)) if in_tx("Sample.Periodic")(f.payload)]
 
-                    await csms.frames.until(lambda: len({f.payload["meterValue"][0]["timestamp"] for f in periodic()}) >= 3,
-                                            what="three sampled MeterValues")
-                    await b.cmd("card " + TAG)
-                    stop = await csms.wait_call("StopTransaction")
-                mvs = [f for f in csms.calls("MeterValues", csms.index(start)) if f.t < stop.t]
-                refused = [f for f in mvs if (await csms.answer_to(f)).kind == 4]
-                assert len(refused) == 1 and refused[0].payload.get("transactionId") == tx
-                again = [f for f in mvs if f.payload == refused[0].payload and f is not refused[0]]
-                assert len(again) == 1 and again[0].msg[1] != refused[0].msg[1]
-                sampled = [f.payload for f in mvs if in_tx("Sample.Periodic")(f.payload) and f is not refused[0]]
-                aligned = [f.payload for f in mvs if in_tx("Sample.Clock")(f.payload) and f is not refused[0]]
-                for p in sampled:
-                    got = sorted((v["measurand"], v.get("phase"), v["unit"]) for v in _values(p))
-                    assert got == [("Current.Import", "L1", "A"), ("Current.Import", "L2", "A"), ("Current.Import", "L3", "A"),
-                                   ("Energy.Active.Import.Register", None, "Wh"), ("Power.Active.Import", None, "W")], got
-                    assert p["connectorId"] == 1
-                stamps = sorted(parse_iso(p["meterValue"][0]["timestamp"]) for p in sampled)
-                gaps = [(b_ - a).total_seconds() for a, b_ in zip(stamps, stamps[1:])]
-                assert all(0.9 <= g <= 1.5 for g in gaps), gaps
-                energy = [float(v["value"]) for p in sampled for v in _values(p) if v["measurand"].startswith("Energy")]
-                assert energy == sorted(energy) and energy[-1] > energy[0]
-                for p in aligned:
-                    got = sorted((v["measurand"], v.get("phase")) for v in _values(p))
-                    assert got == [("Energy.Active.Import.Register", None), ("Voltage", "L1-N"), ("Voltage", "L2-N"), ("Voltage", "L3-N")], got
-                    # Clock-aligned: on a whole multiple of the interval from midnight UTC.
-                    assert p["meterValue"][0]["timestamp"].endswith(".000Z"), p
-                data = stop.payload["transactionData"]
-                contexts = [mv["sampledValue"][0]["context"] for mv in data]
-                assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
-                assert {"Sample.Periodic", "Sample.Clock"} <= set(contexts[1:-1]), contexts
-                assert all(len(mv["sampledValue"]) == 1 and mv["sampledValue"][0]["measurand"] == "Energy.Active.Import.Register" for mv in data)
-                assert stop.payload["meterStop"] >= start.payload["meterStart"] + energy[-1] - energy[0] - 1
-                assert int(float(data[-1]["sampledValue"][0]["value"]) + 0.5) == stop.payload["meterStop"]
-                assert stop.payload["reason"] == "Local" and stop.payload["transactionId"] == tx
-                assert first
+                await csms.frames.until(lambda: len({f.payload["meterValue"][0]["timestamp"] for f in periodic()}) >= 3,
+                                        what="three sampled MeterValues")
+                await b.cmd("card " + TAG)
+                stop = await csms.wait_call("StopTransaction")
+            mvs = [f for f in csms.calls("MeterValues", csms.index(start)) if f.t < stop.t]
+            refused = [f for f in mvs if (await csms.answer_to(f)).kind == 4]
+            assert len(refused) == 1 and refused[0].payload.get("transactionId") == tx
+            again = [f for f in mvs if f.payload == refused[0].payload and f is not refused[0]]
+            assert len(again) == 1 and again[0].msg[1] != refused[0].msg[1]
+            sampled = [f.payload for f in mvs if in_tx("Sample.Periodic")(f.payload) and f is not refused[0]]
+            aligned = [f.payload for f in mvs if in_tx("Sample.Clock")(f.payload) and f is not refused[0]]
+            for p in sampled:
+                got = sorted((v["measurand"], v.get("phase"), v["unit"]) for v in _values(p))
+                assert got == [("Current.Import", "L1", "A"), ("Current.Import", "L2", "A"), ("Current.Import", "L3", "A"),
+                               ("Energy.Active.Import.Register", None, "Wh"), ("Power.Active.Import", None, "W")], got
+                assert p["connectorId"] == 1
+            stamps = sorted(parse_iso(p["meterValue"][0]["timestamp"]) for p in sampled)
+            gaps = [(b_ - a).total_seconds() for a, b_ in zip(stamps, stamps[1:])]
+            assert all(0.9 <= g <= 1.5 for g in gaps), gaps
+            energy = [float(v["value"]) for p in sampled for v in _values(p) if v["measurand"].startswith("Energy")]
+            assert energy == sorted(energy) and energy[-1] > energy[0]
+            for p in aligned:
+                got = sorted((v["measurand"], v.get("phase")) for v in _values(p))
+                assert got == [("Energy.Active.Import.Register", None), ("Voltage", "L1-N"), ("Voltage", "L2-N"), ("Voltage", "L3-N")], got
+                # Clock-aligned: on a whole multiple of the interval from midnight UTC.
+                assert p["meterValue"][0]["timestamp"].endswith(".000Z"), p
+            data = stop.payload["transactionData"]
+            contexts = [mv["sampledValue"][0]["context"] for mv in data]
+            assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
+            assert {"Sample.Periodic", "Sample.Clock"} <= set(contexts[1:-1]), contexts
+            assert all(len(mv["sampledValue"]) == 1 and mv["sampledValue"][0]["measurand"] == "Energy.Active.Import.Register" for mv in data)
+            assert stop.payload["meterStop"] >= start.payload["meterStart"] + energy[-1] - energy[0] - 1
+            assert int(float(data[-1]["sampledValue"][0]["value"]) + 0.5) == stop.payload["meterStop"]
+            assert stop.payload["reason"] == "Local" and stop.payload["transactionId"] == tx
+            assert first
 
     run(main())
 
@@ -607,49 +583,47 @@ def test_get_and_change_configuration_kept_across_a_soft_reset(tmp_path):
     changes survive a soft Reset, after which the charger boots again."""
 
     async def main():
-        async with peer_csms() as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                every = (await csms.result(call.GetConfiguration()))["configurationKey"]
-                assert sorted(k["key"] for k in every) == sorted(KEYS)
-                by_key = {k["key"]: k for k in every}
-                for key, spec in KEYS.items():
-                    assert by_key[key]["readonly"] == (spec[1] == 0), key
-                assert "value" not in by_key["AuthorizationKey"]  # write-only (J16 §6.2.2)
-                assert by_key["NumberOfConnectors"]["value"] == "1"
-                assert by_key["SupportedFeatureProfiles"]["value"] == "Core,RemoteTrigger"
-                some = await csms.result(call.GetConfiguration(key=["ConnectionTimeOut", "NoSuchKey", "MeterModel"]))
-                assert some["configurationKey"] == [{"key": "ConnectionTimeOut", "readonly": False, "value": "60"},
-                                                    {"key": "MeterModel", "readonly": False, "value": "SDM630"}]
-                assert some["unknownKey"] == ["NoSuchKey"]
-                msg = await csms.call(call.GetConfiguration(key=["K%d" % i for i in range(65)]))
-                assert msg[0] == 4 and msg[2] == "OccurenceConstraintViolation", msg
-                cases = (
-                    ("ConnectionTimeOut", "17", "Accepted"),
-                    ("NumberOfConnectors", "2", "Rejected"),
-                    ("HeartbeatInterval", "soon", "Rejected"),
-                    ("ConnectionTimeOut", "0", "Rejected"),
-                    ("MeterValuesSampledData", "Energy.Active.Import.Register,Colour", "Rejected"),
-                    ("WebSocketPingInterval", "-1", "Rejected"),
-                    ("NoSuchKey", "1", "NotSupported"),
-                    ("MeterModel", "SDM120", "RebootRequired"),
-                    ("LocalPreAuthorize", "TRUE", "Accepted"),
-                )
-                for key, value, want in cases:
-                    got = answer_status(await csms.call(call.ChangeConfiguration(key=key, value=value)))
-                    assert got == want, (key, value, got)
-                msg = await csms.call(call.ChangeConfiguration(key="ConnectionTimeOut", value=30), validate=False)
-                assert msg[0] == 4 and msg[2] == "TypeConstraintViolation", msg
-                keys = ["ConnectionTimeOut", "MeterModel", "LocalPreAuthorize", "NumberOfConnectors"]
-                values = {k["key"]: k["value"] for k in (await csms.result(call.GetConfiguration(key=keys)))["configurationKey"]}
-                assert values == {"ConnectionTimeOut": "17", "MeterModel": "SDM120", "LocalPreAuthorize": "true", "NumberOfConnectors": "1"}
-                mark = csms.mark()
-                assert answer_status(await csms.call(call.Reset(type="Soft"))) == "Accepted"
-                await c.wait_event("reboot", type="soft")
-                await booted(csms, since=mark)
-                assert len(c.agents) == 2
-                values = {k["key"]: k["value"] for k in (await csms.result(call.GetConfiguration(key=keys)))["configurationKey"]}
-                assert values == {"ConnectionTimeOut": "17", "MeterModel": "SDM120", "LocalPreAuthorize": "true", "NumberOfConnectors": "1"}
+        async with peer_bench(str(tmp_path)) as (csms, c):
+            every = (await csms.result(call.GetConfiguration()))["configurationKey"]
+            assert sorted(k["key"] for k in every) == sorted(KEYS)
+            by_key = {k["key"]: k for k in every}
+            for key, spec in KEYS.items():
+                assert by_key[key]["readonly"] == (spec[1] == 0), key
+            assert "value" not in by_key["AuthorizationKey"]  # write-only (J16 §6.2.2)
+            assert by_key["NumberOfConnectors"]["value"] == "1"
+            assert by_key["SupportedFeatureProfiles"]["value"] == "Core,RemoteTrigger"
+            some = await csms.result(call.GetConfiguration(key=["ConnectionTimeOut", "NoSuchKey", "MeterModel"]))
+            assert some["configurationKey"] == [{"key": "ConnectionTimeOut", "readonly": False, "value": "60"},
+                                                {"key": "MeterModel", "readonly": False, "value": "SDM630"}]
+            assert some["unknownKey"] == ["NoSuchKey"]
+            msg = await csms.call(call.GetConfiguration(key=["K%d" % i for i in range(65)]))
+            assert msg[0] == 4 and msg[2] == "OccurenceConstraintViolation", msg
+            cases = (
+                ("ConnectionTimeOut", "17", "Accepted"),
+                ("NumberOfConnectors", "2", "Rejected"),
+                ("HeartbeatInterval", "soon", "Rejected"),
+                ("ConnectionTimeOut", "0", "Rejected"),
+                ("MeterValuesSampledData", "Energy.Active.Import.Register,Colour", "Rejected"),
+                ("WebSocketPingInterval", "-1", "Rejected"),
+                ("NoSuchKey", "1", "NotSupported"),
+                ("MeterModel", "SDM120", "RebootRequired"),
+                ("LocalPreAuthorize", "TRUE", "Accepted"),
+            )
+            for key, value, want in cases:
+                got = answer_status(await csms.call(call.ChangeConfiguration(key=key, value=value)))
+                assert got == want, (key, value, got)
+            msg = await csms.call(call.ChangeConfiguration(key="ConnectionTimeOut", value=30), validate=False)
+            assert msg[0] == 4 and msg[2] == "TypeConstraintViolation", msg
+            keys = ["ConnectionTimeOut", "MeterModel", "LocalPreAuthorize", "NumberOfConnectors"]
+            values = {k["key"]: k["value"] for k in (await csms.result(call.GetConfiguration(key=keys)))["configurationKey"]}
+            assert values == {"ConnectionTimeOut": "17", "MeterModel": "SDM120", "LocalPreAuthorize": "true", "NumberOfConnectors": "1"}
+            mark = csms.mark()
+            assert answer_status(await csms.call(call.Reset(type="Soft"))) == "Accepted"
+            await c.wait_event("reboot", type="soft")
+            await booted(csms, since=mark)
+            assert len(c.agents) == 2
+            values = {k["key"]: k["value"] for k in (await csms.result(call.GetConfiguration(key=keys)))["configurationKey"]}
+            assert values == {"ConnectionTimeOut": "17", "MeterModel": "SDM120", "LocalPreAuthorize": "true", "NumberOfConnectors": "1"}
 
     run(main())
 
@@ -665,35 +639,33 @@ def test_trigger_message_each_message_and_the_refusals(tmp_path):
     gets a CALLERROR."""
 
     async def main():
-        async with peer_csms() as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                await csms.wait_status(1, "Available")
-                # MeterValues can only be triggered once the meter has been read.
-                await eventually(lambda: c.agent.cp.meter_values_now(1, c.agent.mono.now()), what="a meter reading")
-                for what, cid in (("BootNotification", None), ("Heartbeat", None), ("MeterValues", 1), ("StatusNotification", 1)):
-                    mark = csms.mark()
-                    msg = await csms.call(call.TriggerMessage(requested_message=what, connector_id=cid))
-                    assert answer_status(msg) == "Accepted", what
-                    # The answer first, then the message (C16 §5.17).
-                    answered = next(f for f in csms.frames.items[mark:] if f.dir == "in" and f.kind == 3 and f.msg[1] == msg[1])
-                    sent = await csms.wait_call(what, since=csms.index(answered))
-                    if what == "MeterValues":
-                        assert sent.payload["connectorId"] == 1 and "transactionId" not in sent.payload
-                        assert {v["context"] for v in _values(sent.payload)} == {"Trigger"}
-                    if what == "StatusNotification":
-                        assert sent.payload["connectorId"] == 1 and sent.payload["status"] == "Available"
+        async with peer_bench(str(tmp_path)) as (csms, c):
+            await csms.wait_status(1, "Available")
+            # MeterValues can only be triggered once the meter has been read.
+            await eventually(lambda: c.agent.cp.meter_values_now(1, c.agent.mono.now()), what="a meter reading")
+            for what, cid in (("BootNotification", None), ("Heartbeat", None), ("MeterValues", 1), ("StatusNotification", 1)):
                 mark = csms.mark()
-                assert answer_status(await csms.call(call.TriggerMessage(requested_message="StatusNotification"))) == "Accepted"
-                await csms.wait_status(0, "Available", since=mark)
-                await csms.wait_status(1, "Available", since=mark)
-                for what in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
-                    assert answer_status(await csms.call(call.TriggerMessage(requested_message=what))) == "NotImplemented"
-                msg = await csms.call(call.TriggerMessage(requested_message="StatusNotification", connector_id=2))
-                assert answer_status(msg) == "Rejected"
-                msg = await csms.call(call.TriggerMessage(requested_message="Coffee"), validate=False)
-                assert msg[0] == 4 and msg[2] == "PropertyConstraintViolation", msg
-                assert await c.wait_event("boot", status="Accepted")
+                msg = await csms.call(call.TriggerMessage(requested_message=what, connector_id=cid))
+                assert answer_status(msg) == "Accepted", what
+                # The answer first, then the message (C16 §5.17).
+                answered = next(f for f in csms.frames.items[mark:] if f.dir == "in" and f.kind == 3 and f.msg[1] == msg[1])
+                sent = await csms.wait_call(what, since=csms.index(answered))
+                if what == "MeterValues":
+                    assert sent.payload["connectorId"] == 1 and "transactionId" not in sent.payload
+                    assert {v["context"] for v in _values(sent.payload)} == {"Trigger"}
+                if what == "StatusNotification":
+                    assert sent.payload["connectorId"] == 1 and sent.payload["status"] == "Available"
+            mark = csms.mark()
+            assert answer_status(await csms.call(call.TriggerMessage(requested_message="StatusNotification"))) == "Accepted"
+            await csms.wait_status(0, "Available", since=mark)
+            await csms.wait_status(1, "Available", since=mark)
+            for what in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+                assert answer_status(await csms.call(call.TriggerMessage(requested_message=what))) == "NotImplemented"
+            msg = await csms.call(call.TriggerMessage(requested_message="StatusNotification", connector_id=2))
+            assert answer_status(msg) == "Rejected"
+            msg = await csms.call(call.TriggerMessage(requested_message="Coffee"), validate=False)
+            assert msg[0] == 4 and msg[2] == "PropertyConstraintViolation", msg
+            assert await c.wait_event("boot", status="Accepted")
 
     run(main())
 
@@ -752,23 +724,21 @@ def test_a_hardware_fault_while_charging_ends_the_transaction(tmp_path):
     gone the connector leaves Faulted."""
 
     async def main():
-        async with peer_csms(id_tags={TAG: "Accepted"}) as csms:
-            async with charger(csms.url, str(tmp_path)) as c:
-                await booted(csms)
-                async with c.console() as b:
-                    await b.cmd("plug")
-                    await b.cmd("charge")
-                    await b.cmd("card " + TAG)
-                    await csms.wait_status(1, "Charging")
-                    await b.cmd("fault pilot")
-                    faulted = await csms.wait_status(1, "Faulted")
-                    assert faulted.payload["errorCode"] == "OtherError", faulted.payload
-                    stop = await csms.wait_call("StopTransaction")
-                    assert stop.payload["reason"] == "Other" and "idTag" not in stop.payload
-                    st = await b.status_until(lambda st: not st["hw"]["contacts_closed"])
-                    assert st["connectors"][0]["status"] == "Faulted" and "transaction" not in st["connectors"][0]
-                    await b.cmd("clear pilot")
-                    back = await csms.wait_call("StatusNotification", lambda p: p["status"] != "Faulted", since=csms.index(faulted))
-                    assert back.payload["errorCode"] == "NoError", back.payload
+        async with peer_bench(str(tmp_path), id_tags={TAG: "Accepted"}) as (csms, c):
+            async with c.console() as b:
+                await b.cmd("plug")
+                await b.cmd("charge")
+                await b.cmd("card " + TAG)
+                await csms.wait_status(1, "Charging")
+                await b.cmd("fault pilot")
+                faulted = await csms.wait_status(1, "Faulted")
+                assert faulted.payload["errorCode"] == "OtherError", faulted.payload
+                stop = await csms.wait_call("StopTransaction")
+                assert stop.payload["reason"] == "Other" and "idTag" not in stop.payload
+                st = await b.status_until(lambda st: not st["hw"]["contacts_closed"])
+                assert st["connectors"][0]["status"] == "Faulted" and "transaction" not in st["connectors"][0]
+                await b.cmd("clear pilot")
+                back = await csms.wait_call("StatusNotification", lambda p: p["status"] != "Faulted", since=csms.index(faulted))
+                assert back.payload["errorCode"] == "NoError", back.payload
 
     run(main())
