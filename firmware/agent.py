@@ -33,6 +33,7 @@
 #   hw.session_alive(cid) -> bool: at boot, does that session still run?
 #   hw.reset(hard): reboot the controller (host: ends run())
 #   hw.console_*(req): optional bench commands (plug, charge, fault...)
+#   hw.snapshot(): optional; the parts' own state for the console's status
 import asyncio
 
 from firmware import compat
@@ -78,7 +79,9 @@ class Agent:
         self.settings = settings
         self.hw = hw
         self.mono = mono or Monotonic()
-        self.out = out or _print
+        # out(line) receives event lines (and frames while log_frames);
+        # out=False discards them (fleets: no line is even built).
+        self.out = _print if out is None else out
         self.running = False
         self.reboot_requested = None
         self.console_writers = []
@@ -249,8 +252,10 @@ class Agent:
     # ---- output ---------------------------------------------------------------------------
 
     def _emit(self, name, data):
+        if self.out is False and not self.console_writers:
+            return
         line = event_line(name, data)
-        if self.log_frames or name != "frame":
+        if self.out is not False and (self.log_frames or name != "frame"):
             self.out(line)
         for w in self.console_writers:
             w(line)
@@ -262,7 +267,7 @@ class Agent:
         rec = msglog.record(wall if wall is not None else 0, direction, mtype, msg_id, action, body, rtt_ms)
         rec["event"] = "frame"
         line = json_dumps(rec)
-        if self.log_frames:
+        if self.log_frames and self.out is not False:
             self.out(line)
         if self.log_file is not None:
             self.log_file.write(line + "\n")
@@ -392,7 +397,7 @@ class Agent:
                 }
             conns.append(entry)
         wall = cp.wall(now)
-        return {
+        out = {
             "identity": cp.identity,
             "online": cp.online,
             "boot": ("none", "pending", "accepted", "rejected")[cp.boot],
@@ -400,6 +405,10 @@ class Agent:
             "connectors": conns,
             "queued": len(self.txq),
         }
+        snapshot = getattr(self.hw, "snapshot", None)
+        if snapshot is not None:
+            out["hw"] = snapshot()  # what the parts themselves say (contacts, lock)
+        return out
 
     def console_card(self, req):
         tag = req.get("idTag")

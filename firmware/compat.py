@@ -241,8 +241,16 @@ async def wait_event(event, ms):
 
     if event.is_set():
         return True
+    # CPython 3.11+ has asyncio.timeout: the wait runs in the caller's task,
+    # where wait_for would start a task per wait (the agent's timer loop
+    # waits after every event; in a fleet of thousands that shows).
+    timeout = getattr(asyncio, "timeout", None)
     try:
-        await asyncio.wait_for(event.wait(), ms / 1000)
+        if timeout is None:
+            await asyncio.wait_for(event.wait(), ms / 1000)
+        else:
+            async with timeout(ms / 1000):
+                await event.wait()
     except asyncio.TimeoutError:
         return False
     return True

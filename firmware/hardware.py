@@ -38,6 +38,7 @@ class BoardHardware:
         self.listener = _noop
         self._reset = reset
         self._faults = [None] * (self.connectors + 1)
+        self._pilot_faults = [None] * (self.connectors + 1)  # what each pilot last reported
 
     # ---- commands from the agent -----------------------------------------------------
 
@@ -132,10 +133,18 @@ class BoardHardware:
         if state is not None:
             self.listener(("plug", cid, state[0]))
             self.listener(("drawing", cid, state[1]))
-        elif ev == EV_FAULT:
-            self._fault(cid, pilot.fault)
-        elif ev == EV_CLEARED:
-            self._clear(cid)
+        # When the state and the fault change together the driver returns the
+        # state (E comes with F_PILOT_SHORT, F with F_PILOT_STUCK), so its
+        # fault is read after every event: a shorted pilot must open the
+        # contactor (IEC 61851-1 state E) even if only "E" was returned.
+        fault = pilot.fault
+        old = self._pilot_faults[cid]
+        if fault != old:
+            self._pilot_faults[cid] = fault
+            if old is not None and self._faults[cid] == old:
+                self._clear(cid)
+            if fault is not None:
+                self._fault(cid, fault)
 
     def _fault(self, cid, fault):
         if fault is None:

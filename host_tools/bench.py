@@ -51,7 +51,10 @@ class BenchConsole:
     def _read_lines(self, deadline):
         """Read what is there (until deadline) and sort it into answers/events."""
         while True:
-            chunk = self.port.read(4096)
+            # What is waiting, or one byte: read(4096) would sit out the
+            # port timeout (0.1 s) on every answer shorter than that.
+            waiting = self.port.in_waiting
+            chunk = self.port.read(min(waiting, 65536) if waiting else 1)
             if chunk:
                 self._buf += chunk
                 while b"\n" in self._buf:

@@ -40,7 +40,7 @@ def parse_args(argv):
     p.add_argument("--backoff-base", type=float, default=5.0)
     p.add_argument("--backoff-max", type=float, default=60.0)
     p.add_argument("--sessions", action="store_true", help="fleet: each charger runs sessions on its own")
-    p.add_argument("--session-every", type=float, default=30.0, help="fleet: mean seconds between sessions")
+    p.add_argument("--session-every", type=float, default=30.0, help="fleet: seconds between the sessions of one charger")
     p.add_argument("--id-tag", default="TAG-EMU", help="fleet: the idTag the simulated drivers present")
     args = p.parse_args(argv)
     args.ocpp = [_config_pair(x) for x in args.ocpp]

@@ -1,7 +1,10 @@
 # Fleets of emulated chargers in one process, on the light FleetHardware:
 # every charger runs the real agent; a simulated driver per charger plugs
-# in, taps a card, charges, taps again and leaves, over and over.
+# in, taps a card, charges, taps again and leaves, a session every
+# `session_every` seconds (each charger at its own phase), and keeps count of
+# how late each of its actions happened against its schedule.
 import asyncio
+import gc
 import json
 import os
 import random
@@ -9,6 +12,8 @@ import time
 
 from host_tools.emulator import charger_settings, run_charger
 from host_tools.emulator.hardware import FleetHardware
+
+LATE_MS = 500  # an action more than this after its scheduled time is late
 
 
 def fleet_hardware(args, registry=None, identity=None):
@@ -21,32 +26,76 @@ def fleet_hardware(args, registry=None, identity=None):
     return make
 
 
-async def drive_sessions(hw_of, identity, id_tag, every_s, rng, stats, stop):
-    """One simulated EV driver: sessions at random intervals (mean every_s)."""
-    await asyncio.sleep(rng.random() * every_s)
+def session_plan(every_s, rng):
+    """One session as (offset from its start in s, action): plug in, tap the
+    card, the EV asks for energy, tap again after a random charge, unplug.
+    It fits in every_s, so sessions every every_s never overlap."""
+    charge_s = max(0.05, every_s - 0.5) * (0.3 + 0.4 * rng.random())
+    return ((0.0, "plug"), (0.05, "card"), (0.25, "draw"), (0.25 + charge_s, "card"), (0.45 + charge_s, "unplug"))
+
+
+class Lateness:
+    """How late scheduled actions ran: count, how many later than late_ms, worst."""
+
+    def __init__(self, late_ms=LATE_MS):
+        self.late_ms = late_ms
+        self.reset()
+
+    def reset(self):
+        self.actions = 0
+        self.late = 0
+        self.worst_ms = 0.0
+        self.sessions = 0
+
+    async def until(self, loop, when):
+        """Sleep until loop time `when`; record how late we woke."""
+        delay = when - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        ms = (loop.time() - when) * 1000.0
+        self.actions += 1
+        if ms > self.worst_ms:
+            self.worst_ms = ms
+        if ms > self.late_ms:
+            self.late += 1
+
+    def snapshot(self):
+        return {"sessions": self.sessions, "actions": self.actions, "late": self.late, "late_max_ms": round(self.worst_ms, 1)}
+
+
+async def drive_sessions(hw_of, identity, id_tag, every_s, rng, lateness, stop):
+    """One simulated EV driver: a session every every_s seconds from a random
+    phase, each action at its scheduled time (session_plan)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time() + rng.random() * every_s
+    k = 0
     while not stop.is_set():
-        hw = hw_of(identity)
-        if hw is None or hw.listener is None:
-            await asyncio.sleep(1.0)
-            continue
-        charge_s = every_s * (0.3 + 0.4 * rng.random())
-        hw.plug(True)
-        await asyncio.sleep(0.05)
-        hw.card(id_tag)
-        await asyncio.sleep(0.2)
-        hw.draw(True)
-        stats["sessions"] += 1
-        await asyncio.sleep(charge_s)
-        hw = hw_of(identity) or hw
-        hw.card(id_tag)
-        await asyncio.sleep(0.2)
-        hw.plug(False)
-        await asyncio.sleep(every_s - charge_s + rng.random() * 0.1 * every_s)
+        t0 = start + k * every_s
+        k += 1
+        for offset, what in session_plan(every_s, rng):
+            await lateness.until(loop, t0 + offset)
+            hw = hw_of(identity)
+            if hw is None or hw.listener is None:
+                break  # not booted yet (or rebooting): this session is skipped
+            if what == "plug":
+                hw.plug(True)
+                lateness.sessions += 1
+            elif what == "card":
+                hw.card(id_tag)
+            elif what == "draw":
+                hw.draw(True)
+            else:
+                hw.plug(False)
 
 
-async def run_fleet(args, duration_s=None, on_agent=None):
+async def run_fleet(args, duration_s=None, on_agent=None, report=True, stats=None):
+    """Run args.count chargers (and their drivers with args.sessions) until
+    cancelled or for duration_s. Returns the counters ({"sessions": n,
+    "lateness": Lateness}); `stats` (a dict) receives them at once."""
     registry = {}
-    stats = {"sessions": 0}
+    lateness = Lateness()
+    stats = {} if stats is None else stats
+    stats["lateness"] = lateness
     stop = asyncio.Event()
     tasks = []
     rng = random.Random(args.seed if hasattr(args, "seed") else 1)
@@ -55,20 +104,26 @@ async def run_fleet(args, duration_s=None, on_agent=None):
         ident = "%s-%04d" % (args.id, i + 1)
         s = charger_settings(args, ident, os.path.join(base, ident))
         s["log_frames"] = False
-        tasks.append(asyncio.create_task(run_charger(s, fleet_hardware(args, registry, ident), out=_quiet, on_agent=on_agent)))
+        tasks.append(asyncio.create_task(run_charger(s, fleet_hardware(args, registry, ident), out=False, on_agent=on_agent)))
         if args.sessions:
-            tasks.append(asyncio.create_task(drive_sessions(registry.get, ident, args.id_tag, args.session_every, random.Random(rng.random()), stats, stop)))
+            tasks.append(asyncio.create_task(drive_sessions(registry.get, ident, args.id_tag, args.session_every, random.Random(rng.random()), lateness, stop)))
+    # Each task builds its agent in its first step; thousands of long-lived
+    # agents are then kept out of the collector's passes (gen 2 over a big
+    # fleet takes long enough to make actions late).
+    await asyncio.sleep(0)
+    gc.freeze()
     t0 = time.monotonic()
     try:
         while duration_s is None or time.monotonic() - t0 < duration_s:
-            await asyncio.sleep(10 if duration_s is None else min(10, duration_s))
-            print(json.dumps({"event": "fleet_stats", "chargers": args.count, "sessions": stats["sessions"], "uptime_s": round(time.monotonic() - t0)}), flush=True)
+            await asyncio.sleep(10 if duration_s is None else min(10, duration_s - (time.monotonic() - t0)))
+            if report:
+                line = {"event": "fleet_stats", "chargers": args.count, "uptime_s": round(time.monotonic() - t0)}
+                line.update(lateness.snapshot())
+                print(json.dumps(line), flush=True)
     finally:
         stop.set()
         for t in tasks:
             t.cancel()
+    stats["sessions"] = lateness.sessions
     return stats
 
-
-def _quiet(line):
-    pass

@@ -81,6 +81,10 @@ class EmulatedHardware(BoardHardware):
         self.sim.inject(name, on)
         return {"sim": self.sim.snapshot()}
 
+    def snapshot(self):
+        """The simulated parts as they are (console status): contacts, lock, EV."""
+        return self.sim.snapshot()
+
     def present(self, tag):
         """A card at the reader: a UID goes through the simulated PN532 (the
         real driver reads it); any other idTag is handed over directly."""

@@ -42,3 +42,26 @@ class TypesTest(unittest.TestCase):
         self.assertTrue(compat.is_int(3))
         self.assertTrue(compat.is_number(2.5))
         self.assertFalse(compat.is_number(False))
+
+
+class WaitEventTest(unittest.TestCase):
+    def test_set_before_the_time_runs_out(self):
+        import asyncio
+
+        async def main():
+            ev = asyncio.Event()
+            got = []
+
+            async def setter():
+                await asyncio.sleep(0.01)
+                ev.set()
+
+            t = asyncio.create_task(setter())
+            got.append(await compat.wait_event(ev, 5000))
+            await t
+            got.append(await compat.wait_event(ev, 0))  # already set: at once
+            ev.clear()
+            got.append(await compat.wait_event(ev, 20))  # nobody sets it
+            return got
+
+        self.assertEqual(asyncio.run(main()), [True, True, False])

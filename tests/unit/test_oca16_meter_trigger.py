@@ -158,3 +158,14 @@ class TriggerMessageCases(unittest.TestCase):
         self.assertEqual(conf[2], {"status": "Rejected"})
         b.settle()
         self.assertEqual(b.sent, [conf])
+
+    def test_spec_C16_5_17_trigger_meter_values_without_a_reading_rejected(self):
+        """Trigger Message (MeterValues) with no fresh meter reading: Rejected, since nothing would be sent"""
+        b = booted(connectors=2)
+        conf, frames = self._trigger(b, "MeterValues", 1)
+        self.assertEqual(conf[2], {"status": "Rejected"})
+        self.assertEqual(frames, [conf])
+        b.reading(cid=2, wh=1000)
+        conf, frames = self._trigger(b, "MeterValues", None, "t2")
+        self.assertEqual(conf[2], {"status": "Accepted"})
+        self.assertEqual([(f[2], f[3]["connectorId"]) for f in frames[1:]], [("MeterValues", 2)])

@@ -66,6 +66,20 @@ class OfflineTransactionCases(unittest.TestCase):
         self.assertEqual(ms(start["timestamp"]), started)  # when it started, not when it was sent
         self.assertEqual(b.status_frames(), [(1, "Charging", "NoError")])
 
+    def test_TC_037_1_CS_cached_id_refused_offline_without_local_authorize_offline(self):
+        """Offline Start Transaction - cached IdTag, LocalAuthorizeOffline false (C16 §9.1)"""
+        b = booted(overrides={"LocalAuthorizeOffline": False, "AuthorizationCacheEnabled": True})
+        b.cp.cache.put("TAG1", {"status": "Accepted"})
+        b.disconnect()
+        b.reading(wh=300)
+        b.plug(drawing=True)
+        b.card("TAG1")
+        self.assertIsNone(b.cp.connectors[1].tx)
+        self.assertIsNone(b.cp.connectors[1].auth)
+        b.connect()
+        b.settle()
+        self.assertEqual(b.payloads("StartTransaction"), [])
+
     def test_TC_037_1_CS_unknown_id_allowed_offline(self):
         """Offline Start Transaction - Valid IdTag (AllowOfflineTxForUnknownId)"""
         b = booted(overrides={"AllowOfflineTxForUnknownId": True})

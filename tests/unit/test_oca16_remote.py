@@ -161,6 +161,30 @@ class UnlockConnectorCases(unittest.TestCase):
         b.settle()
         self.assertEqual(b.status_frames(), [(1, "Available", "NoError")])
 
+    def test_TC_018_1_CS_unlock_connector_while_the_session_is_starting(self):
+        """Unlock Connector - a start under way (lock closing, contactor not yet confirmed) is called off"""
+        b = Bench(auto_hw=False)
+        b.boot()
+        b.reading()
+        b.plug(drawing=True)
+        b.card("TAG1")
+        b.settle()  # Authorize accepted: the cable is being locked
+        self.assertEqual(b.locks, {1: True})
+        b.cp.lock_result(1, True, b.now)
+        b.drain()
+        self.assertEqual(b.relays, {1: True})  # closing; no feedback yet
+        b.take()
+        self.assertIsNone(b.call("UnlockConnector", {"connectorId": 1}, "u1"))
+        self.assertEqual((b.relays, b.locks), ({1: False}, {1: False}))
+        b.cp.relay_result(1, True, b.now)  # the late feedback of the close
+        b.cp.lock_result(1, False, b.now)
+        b.drain()
+        b.settle()
+        self.assertEqual(b.sent[0], [3, "u1", {"status": "Unlocked"}])
+        self.assertEqual(b.payloads("StartTransaction"), [])
+        self.assertIsNone(b.cp.connectors[1].tx)
+        self.assertEqual(b.relays, {1: False})
+
     def test_TC_018_2_CS_unlock_connector_with_session_fixed_cable(self):
         """Unlock Connector - With Charging Session (Fixed cable)"""
         b = booted(fixed_cable=True)

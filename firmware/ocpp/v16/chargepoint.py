@@ -50,6 +50,7 @@ SOFT_RESET_DRAIN_MS = const(30000)
 _READING_FRESH_MS = const(15000)  # an older meter reading is never sent as fresh
 
 REASON_LOCAL = "Local"
+NOT_OFFLINE = "NotAuthorizedOffline"  # never on the wire: the refusal's name in events
 LOCK_FAILURE = "ConnectorLockFailure"
 # An empty MeterValuesSampledData / MeterValuesAlignedData (C16 §9.1) means
 # the measurand a sampledValue defaults to, Energy.Active.Import.Register
@@ -776,8 +777,11 @@ class ChargePoint:
     def _offline_decision(self, id_tag):
         cached = self.cache.lookup(id_tag, self.wall(self.now)) if self.config.get("AuthorizationCacheEnabled") else None
         if cached is not None:
-            if cached[0] == ACCEPTED and self.config.get("LocalAuthorizeOffline"):
-                return ACCEPTED, cached[1]
+            if cached[0] == ACCEPTED and not self.config.get("LocalAuthorizeOffline"):
+                # C16 §9.1 LocalAuthorizeOffline false: offline, a locally
+                # authorized identifier starts nothing. The status only
+                # names the refusal in the card_rejected event.
+                return NOT_OFFLINE, cached[1]
             return cached[0], cached[1]
         if self.config.get("AllowOfflineTxForUnknownId"):
             return ACCEPTED, None
@@ -837,6 +841,15 @@ class ChargePoint:
             self.actions.append((A_LOCK, c.id, True))
         else:
             self.actions.append((A_RELAY, c.id, True))
+
+    def abort_start(self, c):
+        """Call off a start under way: no transaction, the contactor open."""
+        c.starting = False
+        c.locking = None
+        c.auth = None
+        self.actions.append((A_RELAY, c.id, False))
+        self._event("start_failed", {"connector": c.id, "why": "called off"})
+        self._status_changed(c, self.now)
 
     def relay_result(self, cid, closed, now):
         """Contactor feedback after A_RELAY: closed is what the aux contact says."""
@@ -1048,11 +1061,16 @@ class ChargePoint:
         elif not self._send_meter_now(cid, now, context):
             self._pump(now)
 
+    def meter_values_now(self, cid, now, context="Trigger"):
+        """The sampledValue list a MeterValues.req sent now would carry
+        (empty without a fresh reading: a stale one is never sent)."""
+        reading = self._fresh(self.connectors[cid], now)
+        key = "MeterValuesSampledData" if context == "Trigger" else "MeterValuesAlignedData"
+        return sampled_values(reading, self._measurands(key), context) if reading else []
+
     def _send_meter_now(self, cid, now, context):
         c = self.connectors[cid]
-        reading = self._fresh(c, now)
-        key = "MeterValuesSampledData" if context == "Trigger" else "MeterValuesAlignedData"
-        values = sampled_values(reading, self._measurands(key), context) if reading else []
+        values = self.meter_values_now(cid, now, context)
         if not values:
             return False
         payload = {"connectorId": cid, "meterValue": [{"timestamp": self.iso(self.stamp(now)), "sampledValue": values}]}

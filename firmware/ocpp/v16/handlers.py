@@ -191,6 +191,10 @@ def on_unlock_connector(cp, p):
     if c.tx is not None:
         cp._stop(c, "UnlockCommand", cp.now, None)
         cp._status_changed(c, cp.now)
+    elif c.starting:
+        # A start under way (cable locking, contactor closing): called off,
+        # or a transaction would begin on a cable just released.
+        cp.abort_start(c)
     cp.unlocks[cid] = (cp.ep.current_id, cp.now + cpm.UNLOCK_WAIT_MS)
     cp.later.append((cpm.A_LOCK, cid, False))
     return rpc.DEFER
@@ -211,7 +215,13 @@ def on_trigger_message(cp, p):
         for i in ([cid] if cid is not None else range(len(cp.connectors))):
             cp.triggered.append((what, i, None))
     elif what == "MeterValues":
-        for i in ([cid] if cid else range(1, len(cp.connectors))):
+        # Accepted promises the message (C16 §5.17); without a fresh meter
+        # reading there is nothing to send, so the answer is Rejected
+        # ("will not be sent", C16 §7.46 TriggerMessageStatus).
+        ready = [i for i in ([cid] if cid else range(1, len(cp.connectors))) if cp.meter_values_now(i, cp.now)]
+        if not ready:
+            return REJECTED
+        for i in ready:
             cp.triggered.append((what, i, "Trigger"))
     else:
         cp.triggered.append((what, cid, None))
