@@ -15,52 +15,9 @@ import asyncio
 import os
 
 from firmware.agent import Agent
+from firmware.console import ConsoleHub  # noqa: F401 (the emulator's console clients)
 
 VERSION = "0.1.0"
-
-
-class ConsoleHub:
-    """The console clients of one charger; they survive the agent's reboots."""
-
-    def __init__(self):
-        self.agent = None
-        self.writers = []
-
-    def attach(self, agent):
-        self.agent = agent
-        agent.console_writers = self.writers
-
-    async def serve(self, reader, writer):
-        def push(line):
-            try:
-                writer.write((line + "\n").encode())
-            except Exception:
-                pass
-
-        self.writers.append(push)
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                try:
-                    text = line.decode()
-                except UnicodeError:
-                    push('{"ok":false,"error":"not UTF-8"}')
-                    continue
-                agent = self.agent
-                out = agent.console.handle(text) if agent is not None else '{"ok":false,"error":"rebooting"}'
-                if out is not None:
-                    push(out)
-                await writer.drain()
-        except (OSError, asyncio.CancelledError):
-            pass
-        finally:
-            self.writers.remove(push)
-            try:
-                writer.close()
-            except Exception:
-                pass
 
 
 def charger_settings(args, identity, state_dir):
