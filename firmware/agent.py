@@ -26,7 +26,7 @@
 #   hw.listener = fn(event)   set by the agent; the hardware calls it with
 #       ("plug", cid, bool) ("drawing", cid, bool) ("cable", cid, bool)
 #       ("relay", cid, closed) ("lock", cid, locked) ("card", idTag, cid|None)
-#       ("meter", cid, reading) ("fault", cid, code, info) ("fault_cleared", cid)
+#       ("meter", cid, reading|None) ("fault", cid, code, info) ("fault_cleared", cid)
 #       ("warning", cid, code|None, info)
 #   hw.relay(cid, on), hw.lock(cid, locked): commands; feedback comes as events
 #       (relay/lock events are mandatory answers, within the driver's timeout)

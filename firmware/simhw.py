@@ -45,13 +45,24 @@ class SimHardware(BoardHardware):
         self.sim = drivers["sim"]
         self.close = drivers.get("close")
         self._ticks = ticks
-        self._card_since = None
+        self._card_since = None  # ticks when the card on the reader was put there
+        self._next_card = None  # UID waiting for the reader to see an empty field
 
     def poll_once(self):
         if self._card_since is not None and ticks_diff(self._ticks(), self._card_since) >= CARD_HOLD_MS:
             self._card_since = None
             self.sim.remove_card()  # taken away, so the next tap is a new one
+        self._present_next()
         BoardHardware.poll_once(self)
+
+    def _present_next(self):
+        # A tap right after another one waits until the reader has seen the
+        # field empty; otherwise the driver would take it for the same card.
+        tag = self._next_card
+        if tag is not None and (self.rfid is None or self.rfid.uid is None):
+            self._next_card = None
+            self.sim.present_card(tag)
+            self._card_since = self._ticks()
 
     def console_plug(self, req):
         _connector(req)
@@ -94,6 +105,7 @@ class SimHardware(BoardHardware):
         if not is_uid(tag):
             return False
         self.sim.remove_card()
-        self.sim.present_card(tag)
-        self._card_since = self._ticks()
+        self._card_since = None
+        self._next_card = tag
+        self._present_next()
         return True

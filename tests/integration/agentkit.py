@@ -60,7 +60,8 @@ class AgentProcess:
         self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, env=e)
 
     def tail(self, n=4000):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         with open(self.log_path) as f:
             return f.read()[-n:]
 

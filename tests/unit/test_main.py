@@ -1,0 +1,148 @@
+# Starting the agent (firmware/main.py): the command line, config.json, the
+# board and its hardware object, the restart loop. Both runtimes.
+import asyncio
+import os
+import unittest
+
+from firmware import main as fmain
+from firmware.console import ConsoleHub
+from firmware.hardware import BoardHardware
+from firmware.simhw import SimHardware
+from tests.store_helpers import remove_tree, scratch_dir, write_bytes
+
+
+class ArgsTest(unittest.TestCase):
+    def test_options_become_settings(self):
+        path, out = fmain.parse_args(
+            ["--config", "my.json", "--board", "unix", "--csms", "ws://h/ocpp", "--id", "CP1",
+             "--state-dir", "st", "--console", "tcp:127.0.0.1:7001", "--ocpp", "ocpp1.6,ocpp2.0.1",
+             "--set", "HeartbeatInterval=30", "--set", "MeterValueSampleInterval=5", "--quiet"]
+        )  # fmt: skip
+        self.assertEqual(path, "my.json")
+        self.assertEqual(out["board"], "unix")
+        self.assertEqual(out["csms_url"], "ws://h/ocpp")
+        self.assertEqual(out["identity"], "CP1")
+        self.assertEqual(out["state_dir"], "st")
+        self.assertEqual(out["console"], "tcp:127.0.0.1:7001")
+        self.assertEqual(out["subprotocols"], ["ocpp1.6", "ocpp2.0.1"])
+        self.assertEqual(out["ocpp"], {"HeartbeatInterval": "30", "MeterValueSampleInterval": "5"})
+        self.assertFalse(out["log_frames"])
+
+    def test_mistakes_are_refused_with_the_reason(self):
+        for argv in (["--board"], ["--colour", "red"], ["--set", "HeartbeatInterval"], ["-h"]):
+            self.assertRaises(ValueError, fmain.parse_args, argv)
+
+    def test_no_config_file_unless_given_or_present(self):
+        path, _ = fmain.parse_args(["--board", "unix"])
+        self.assertEqual(path, "config.json" if fmain._exists("config.json") else None)
+
+
+class ConfigTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = scratch_dir()
+        self.path = self.dir + "/config.json"
+
+    def tearDown(self):
+        remove_tree(self.dir)
+
+    def test_file_then_overrides_with_typed_ocpp_values(self):
+        write_bytes(self.path, b'{"board": "unix", "identity": "A", "csms_url": "ws://x", "ocpp": {"HeartbeatInterval": 60}}')
+        cfg = fmain.load_config(self.path, {"identity": "B", "ocpp": {"MeterValueSampleInterval": "5", "LocalPreAuthorize": "true"}})
+        self.assertEqual(cfg["identity"], "B")
+        self.assertEqual(cfg["ocpp"], {"HeartbeatInterval": 60, "MeterValueSampleInterval": 5, "LocalPreAuthorize": True})
+
+    def test_required_settings_and_bad_values(self):
+        self.assertRaises(ValueError, fmain.load_config, None, {"board": "unix", "identity": "A"})
+        base = {"board": "unix", "identity": "A", "csms_url": "ws://x"}
+        for bad in ({"NoSuchKey": "1"}, {"HeartbeatInterval": "soon"}):
+            o = dict(base)
+            o["ocpp"] = bad
+            self.assertRaises(ValueError, fmain.load_config, None, o)
+        write_bytes(self.path, b"[1, 2]")
+        self.assertRaises(ValueError, fmain.load_config, self.path, base)
+
+    def test_make_dirs_makes_every_level(self):
+        deep = self.dir + "/a/b/c"
+        fmain.make_dirs(deep)
+        fmain.make_dirs(deep)  # already there: fine
+        self.assertTrue(os.stat(deep)[0] & 0x4000)
+
+
+class _Board:
+    """A board module stand-in: build() on simulated parts, counting."""
+
+    def __init__(self, reset=None):
+        self.built = 0
+        self.closed = 0
+        if reset is not None:
+            self.reset = reset
+
+    def build(self, config):
+        from boards import unix
+
+        self.built += 1
+        d = unix.build(config)
+        close = d["close"]
+
+        def counted():
+            self.closed += 1
+            close()
+
+        d["close"] = counted
+        return d
+
+
+class _Agent:
+    """What serve() needs of firmware.agent.Agent."""
+
+    results = []
+
+    def __init__(self, settings, hw, out=None):
+        self.hw = hw
+        self.console_writers = None
+
+    async def run(self):
+        return _Agent.results.pop(0)
+
+
+class RunnerTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = scratch_dir()
+        self.config = {"board": "unix", "identity": "A", "csms_url": "ws://x", "state_dir": self.dir + "/st"}
+        import firmware.agent
+
+        self.real = firmware.agent.Agent
+        firmware.agent.Agent = _Agent
+
+    def tearDown(self):
+        import firmware.agent
+
+        firmware.agent.Agent = self.real
+        remove_tree(self.dir)
+
+    def test_the_board_and_its_hardware(self):
+        board = fmain.load_board("unix")
+        d = board.build(self.config)
+        try:
+            self.assertIsInstance(fmain.make_hardware(board, d, self.config), SimHardware)
+            d2 = dict(d)
+            d2["sim"] = None
+            self.assertIsInstance(fmain.make_hardware(board, d2, self.config), BoardHardware)
+        finally:
+            d["close"]()
+
+    def test_a_reboot_starts_a_new_agent_unless_the_board_resets(self):
+        board = _Board()
+        hub = ConsoleHub()
+        seen = []
+        _Agent.results = ["soft", "hard", None]
+        n = asyncio.run(fmain.serve(self.config, board, hub, on_agent=seen.append))
+        self.assertEqual(n, 2)
+        self.assertEqual((board.built, board.closed, len(seen)), (3, 3, 3))
+        self.assertIsNone(hub.agent)  # detached after the last run
+        self.assertTrue(os.stat(self.dir + "/st")[0] & 0x4000)
+        resets = []
+        board = _Board(reset=resets.append)
+        _Agent.results = ["hard", "soft", None]
+        asyncio.run(fmain.serve(self.config, board))
+        self.assertEqual(resets, [True, False])
