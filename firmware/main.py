@@ -22,7 +22,7 @@ import asyncio
 import os
 import sys
 
-from firmware.compat import json_dumps, json_loads, print_exception
+from firmware.compat import json_dumps, json_loads, print_exception, stdin_reader
 
 USAGE = """usage: python -m firmware [--config FILE] [--board B] [--csms URL] [--id ID]
        [--state-dir DIR] [--console tcp:HOST:PORT|stdio] [--ocpp ocpp1.6[,...]]
@@ -191,7 +191,7 @@ async def start_console(spec, hub):
     if not spec:
         return None
     if spec == "stdio":
-        return asyncio.create_task(hub.serve(asyncio.StreamReader(sys.stdin), _StdoutWriter()))
+        return asyncio.create_task(hub.serve(await stdin_reader(), _StdoutWriter()))
     kind, _, rest = spec.partition(":")
     host, _, port = rest.rpartition(":")
     if kind != "tcp" or not port.isdigit():

@@ -146,3 +146,130 @@ class RunnerTest(unittest.TestCase):
         _Agent.results = ["hard", "soft", None]
         asyncio.run(fmain.serve(self.config, board))
         self.assertEqual(resets, [True, False])
+
+
+class _FakeMachine:
+    calls = []
+
+    @staticmethod
+    def reset():
+        _FakeMachine.calls.append("reset")
+
+    @staticmethod
+    def soft_reset():
+        _FakeMachine.calls.append("soft_reset")
+
+
+class _FakeWLAN:
+    instances = []
+
+    def __init__(self, which):
+        self.which = which
+        self.on = False
+        self.joined = None
+        _FakeWLAN.instances.append(self)
+
+    def active(self, on):
+        self.on = on
+
+    def isconnected(self):
+        return self.joined is not None
+
+    def connect(self, ssid, password):
+        self.joined = (ssid, password)
+
+
+class _FakeNetwork:
+    STA_IF = 0
+    WLAN = _FakeWLAN
+
+
+class DeviceHooksTest(unittest.TestCase):
+    """What firmware/main.py asks of a device board (boards/base.py)."""
+
+    def setUp(self):
+        import sys
+
+        self.saved = {k: sys.modules.get(k) for k in ("machine", "network")}
+        sys.modules["machine"] = _FakeMachine
+        sys.modules["network"] = _FakeNetwork
+        _FakeMachine.calls = []
+        _FakeWLAN.instances = []
+
+    def tearDown(self):
+        import sys
+
+        for k, v in self.saved.items():
+            if v is None:
+                del sys.modules[k]
+            else:
+                sys.modules[k] = v
+
+    def test_device_boards_reset_the_controller(self):
+        from boards import esp32_devkit, picow
+
+        esp32_devkit.reset(True)
+        picow.reset(False)
+        self.assertEqual(_FakeMachine.calls, ["reset", "soft_reset"])
+
+    def test_wifi_from_the_config(self):
+        from boards import esp32_devkit
+
+        self.assertIsNone(esp32_devkit.network_up({}))  # no "wifi": nothing to do
+        self.assertTrue(esp32_devkit.network_up({"wifi": {"ssid": "bench", "password": "pw"}}))
+        sta = _FakeWLAN.instances[-1]
+        self.assertTrue(sta.on)
+        self.assertEqual(sta.joined, ("bench", "pw"))
+
+
+class _Lines:
+    def __init__(self, lines):
+        self.lines = list(lines)
+
+    async def readline(self):
+        return self.lines.pop(0) if self.lines else b""
+
+
+class _Out:
+    def __init__(self):
+        self.data = b""
+        self.closed = False
+
+    def write(self, b):
+        self.data += b
+
+    async def drain(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+class ConsoleHubTest(unittest.TestCase):
+    def test_lines_in_answers_out_and_the_clients_outlive_the_agent(self):
+        from firmware.console import Console
+
+        class Agent:
+            console_writers = None
+
+            def console_status(self, req):
+                return {"up": True}
+
+        hub = ConsoleHub()
+        out = _Out()
+        lines = [b"status\n", b"x" * 600 + b"\n", b"\xff\xfe\n"]
+        asyncio.run(hub.serve(_Lines(lines), out))  # no agent yet
+        self.assertEqual(out.data.count(b'"rebooting"'), 2)
+        self.assertIn(b"line longer", out.data)
+        self.assertTrue(out.closed)
+        agent = Agent()
+        agent.console = Console(agent)
+        hub.attach(agent)
+        self.assertIs(agent.console_writers, hub.writers)
+        out = _Out()
+        asyncio.run(hub.serve(_Lines([b"status\n", b"\xff\xfe\n"]), out))
+        got = out.data.decode().splitlines()
+        self.assertEqual(len(got), 2)
+        self.assertIn('"up":true', got[0])
+        self.assertIn("not UTF-8", got[1])
+        self.assertEqual(hub.writers, [])  # the client is gone
