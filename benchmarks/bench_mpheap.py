@@ -217,17 +217,6 @@ def log_dir_runs(log_dir):
     return [n for n in os.listdir(log_dir) if n.endswith(".log")]
 
 
-def _source_tree(files):
-    import tempfile
-
-    tmp = tempfile.mkdtemp(prefix="py-")
-    for rel in files:
-        dst = os.path.join(tmp, rel)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy(os.path.join(flash.ROOT, rel), dst)
-    return tmp
-
-
 def _binary(env, name):
     """A 32-bit build: from the environment, or from `make mp32`."""
     path = os.environ.get(env) or os.path.join(flash.ROOT, "build", "mp32", name)
@@ -256,7 +245,7 @@ def main():
     import tempfile
 
     tree = flash.compiled_tree(FILES)
-    src = _source_tree(FILES)
+    src = mpmem.source_tree(FILES)
     empty = tempfile.mkdtemp(prefix="frozen-")
     log_dir = tempfile.mkdtemp(prefix="mpheap-")
     loop = ThreadLoop()

@@ -141,31 +141,34 @@ def make_hardware(board, drivers, config):
     """The agent's hardware object for the drivers a board built: the
     board's own hardware(drivers, config) if it has one, the simulated
     charger's (with its console commands) when the parts are simulated, or
-    BoardHardware."""
+    BoardHardware. Its close() releases what the board opened."""
     fn = getattr(board, "hardware", None)
     if fn is not None:
-        return fn(drivers, config)
-    if drivers.get("sim") is not None:
+        hw = fn(drivers, config)
+    elif drivers.get("sim") is not None:
         from firmware.simhw import SimHardware
 
-        return SimHardware(drivers)
-    from firmware.hardware import BoardHardware
+        hw = SimHardware(drivers)
+    else:
+        from firmware.hardware import BoardHardware
 
-    return BoardHardware([drivers], rfid=drivers.get("rfid"))
+        hw = BoardHardware([drivers], rfid=drivers.get("rfid"))
+    if getattr(hw, "close", None) is None:
+        hw.close = drivers.get("close")
+    return hw
 
 
-async def serve(config, board, hub=None, out=None, on_agent=None):
-    """Run the agent until stop(); after a reboot request reset the device
-    (board.reset) or start a new agent on the same journal. Returns the
-    number of restarts."""
+async def run_agent(settings, make_hw, hub=None, out=None, on_agent=None, reset=None):
+    """Run agents on hardware from make_hw() until one is stopped (returns
+    the number of restarts). After a reboot request: reset(hard) when given
+    (a device: does not return), then a new agent on the same journal."""
     from firmware.agent import Agent
 
-    make_dirs(config.get("state_dir", "."))
     restarts = 0
     while True:
-        drivers = board.build(config)
+        hw = make_hw()
         try:
-            agent = Agent(config, make_hardware(board, drivers, config), out=out)
+            agent = Agent(settings, hw, out=out)
             if hub is not None:
                 hub.attach(agent)
             if on_agent is not None:
@@ -173,16 +176,25 @@ async def serve(config, board, hub=None, out=None, on_agent=None):
             result = await agent.run()
         finally:
             if hub is not None:
-                hub.attach(None)
-            close = drivers.get("close")
+                hub.attach(None)  # "rebooting" until the next agent is up
+            close = getattr(hw, "close", None)
             if close is not None:
                 close()
         if result is None:
             return restarts
-        reset = getattr(board, "reset", None)
         if reset is not None:
-            reset(result == "hard")  # does not return on a device
+            reset(result == "hard")
         restarts += 1
+
+
+async def serve(config, board, hub=None, out=None, on_agent=None):
+    """run_agent() on a board's hardware, made afresh for every agent."""
+    make_dirs(config.get("state_dir", "."))
+
+    def make_hw():
+        return make_hardware(board, board.build(config), config)
+
+    return await run_agent(config, make_hw, hub, out, on_agent, getattr(board, "reset", None))
 
 
 async def start_console(spec, hub):

@@ -11,11 +11,10 @@
 #
 # A reboot (Reset from the CSMS, "reboot" on the console) ends the agent and
 # starts a new one on the same state directory, as a device would.
-import asyncio
 import os
 
-from firmware.agent import Agent
 from firmware.console import ConsoleHub  # noqa: F401 (the emulator's console clients)
+from firmware.main import run_agent
 
 VERSION = "0.1.0"
 
@@ -48,20 +47,4 @@ async def run_charger(settings, make_hw, hub=None, out=None, on_agent=None):
     """Run one charger until it is stopped; a reboot starts a fresh agent on
     the same state directory. Returns the number of reboots."""
     os.makedirs(settings["state_dir"], exist_ok=True)
-    reboots = 0
-    while True:
-        hw = make_hw()
-        try:
-            agent = Agent(settings, hw, out=out)
-            if hub is not None:
-                hub.attach(agent)
-            if on_agent is not None:
-                on_agent(agent)
-            result = await agent.run()
-        finally:
-            close = getattr(hw, "close", None)
-            if close is not None:
-                close()
-        if result is None:
-            return reboots
-        reboots += 1
+    return await run_agent(settings, make_hw, hub, out, on_agent)
