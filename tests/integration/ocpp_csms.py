@@ -22,8 +22,11 @@ def _now():
 class Csms:
     """Run it in a ThreadLoop: csms = loop.run(Csms(tags).start())."""
 
-    def __init__(self, known_tags):
+    def __init__(self, known_tags, refused_at_start=()):
         self.known = set(known_tags)
+        # accepted by Authorize, then Invalid in StartTransaction.conf (the
+        # CSMS changed its mind: C16 §4.8 StopTransactionOnInvalidId)
+        self.refused_at_start = set(refused_at_start)
         self.calls = []  # (charger id, action, payload) in arrival order
         self.points = {}
         self.started = []  # transactionIds given, in order
@@ -140,7 +143,8 @@ class _Point(ChargePoint):
     def on_start(self, id_tag, **_):
         tx = next(self.csms._tx)
         self.csms.started.append(tx)
-        return call_result.StartTransaction(transaction_id=tx, id_tag_info=self._info(id_tag))
+        info = {"status": "Invalid"} if id_tag in self.csms.refused_at_start else self._info(id_tag)
+        return call_result.StartTransaction(transaction_id=tx, id_tag_info=info)
 
     @on(Action.stop_transaction)
     def on_stop(self, **_):

@@ -15,13 +15,14 @@ from tests.integration.ocpp_csms import Csms, wait_connected
 CP = "CP-FAULTS"
 TAG = "04A2B3C4D5"  # known to the CSMS; a card UID, so it goes through the PN532
 OTHER_CARD = "0A0B0C0D"
+REFUSED_AT_START = "0B0B0B0B"  # Authorize Accepted, StartTransaction.conf Invalid
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("faults")
     tl = ThreadLoop()
-    csms = tl.run(Csms([TAG, OTHER_CARD]).start())
+    csms = tl.run(Csms([TAG, OTHER_CARD, REFUSED_AT_START], refused_at_start=[REFUSED_AT_START]).start())
     args = ["--csms", csms.url, "--id", CP, "--state-dir", str(tmp / "state"), "--console", "tcp:127.0.0.1:0",
             "--set", "MeterValueSampleInterval=1"]  # fmt: skip
     proc = emulator(args, str(tmp / "emulator.log"))
@@ -116,6 +117,28 @@ def test_weld_at_the_end_of_a_session_faults_instead_of_finishing(cp):
     con.cmd("clear weld")
     con.cmd("unplug")
     csms.wait_for("StatusNotification", after=m2, connectorId=1, status="Available", errorCode="NoError")
+
+
+def test_weld_while_a_session_is_suspended_stops_it(cp):
+    tl, csms, con = cp
+    # StopTransactionOnInvalidId false: a session the CSMS refuses after the
+    # fact goes on, SuspendedEVSE with the contactor open (C16 §4.8).
+    con.cmd("set StopTransactionOnInvalidId false")
+    try:
+        m = csms.mark()
+        con.cmd("plug")
+        con.cmd("card " + REFUSED_AT_START)
+        csms.wait_for("StartTransaction", after=m, idTag=REFUSED_AT_START)
+        con.cmd("charge")
+        csms.wait_for("StatusNotification", after=m, connectorId=1, status="SuspendedEVSE")
+        m2 = csms.mark()
+        con.cmd("fault weld")  # the open contactor's contacts weld shut: seen at once
+        csms.wait_for("StatusNotification", after=m2, connectorId=1, status="Faulted", errorCode="PowerSwitchFailure")
+        stop = csms.wait_for("StopTransaction", after=m2, reason="Other")
+        assert stop["transactionId"] == tx_id(csms)
+        assert tl.run(csms.remote_start(CP, TAG)) == "Rejected"
+    finally:
+        con.cmd("set StopTransactionOnInvalidId true")
 
 
 def test_meter_loss_stops_the_session_refuses_new_ones_and_never_sends_stale_values(cp):
