@@ -212,6 +212,9 @@ async def start_console(spec, hub):
     socks = getattr(server, "sockets", None)  # CPython tells the port it got
     if socks:
         port = socks[0].getsockname()[1]
+    elif port == "0":
+        server.close()
+        raise ValueError("console port 0: MicroPython's asyncio cannot tell which port it got; give one")
     print(json_dumps({"event": "console", "url": "socket://%s:%s" % (host or "127.0.0.1", port)}))
     return server
 
