@@ -12,7 +12,7 @@
 #   "console"  where the bench console listens: "tcp:HOST:PORT" or "stdio"
 #              (the device's USB/UART REPL line); none by default
 #   "wifi"     {"ssid": ..., "password": ...} for boards with a radio
-# Command-line options override the file (see USAGE).
+# Command-line options override the file (firmware/__main__.py).
 #
 # A reboot request (Reset from the CSMS, "reboot" on the console) ends
 # agent.run(); a board with reset(hard) (devices) then resets the controller
@@ -24,68 +24,12 @@ import sys
 
 from firmware.compat import json_dumps, json_loads, print_exception, stdin_reader
 
-USAGE = """usage: python -m firmware [--config FILE] [--board B] [--csms URL] [--id ID]
-       [--state-dir DIR] [--console tcp:HOST:PORT|stdio] [--ocpp ocpp1.6[,...]]
-       [--set KEY=VALUE]... [--quiet]"""
-
-_OPTIONS = {
-    "--board": "board",
-    "--csms": "csms_url",
-    "--id": "identity",
-    "--state-dir": "state_dir",
-    "--console": "console",
-}
-
 _CRASH_PAUSE_S = 10  # a device that crashed waits this long before its reset
 
 
-def parse_args(argv):
-    """(config path, {setting: value}) from the command line; raises
-    ValueError with the reason for anything it does not understand."""
-    path = "config.json"
-    given = False
-    out = {}
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a == "--quiet":
-            out["log_frames"] = False
-            i += 1
-            continue
-        if a in ("-h", "--help"):
-            raise ValueError(USAGE)
-        if i + 1 >= len(argv):
-            raise ValueError("%s needs a value\n%s" % (a, USAGE))
-        v = argv[i + 1]
-        i += 2
-        if a == "--config":
-            path = v
-            given = True
-        elif a == "--ocpp":
-            out["subprotocols"] = v.split(",")
-        elif a == "--set":
-            key, sep, value = v.partition("=")
-            if not sep:
-                raise ValueError("--set needs KEY=VALUE, got " + v)
-            out.setdefault("ocpp", {})[key] = value
-        elif a in _OPTIONS:
-            out[_OPTIONS[a]] = v
-        else:
-            raise ValueError("unknown option %s\n%s" % (a, USAGE))
-    return (path if given or _exists(path) else None), out
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def load_config(path, overrides=None):
-    """config.json (path None: none) with the overrides applied; "ocpp"
-    values given as text are typed by the configuration table."""
+    """config.json (path None: none) with the overrides applied (their
+    "ocpp" values are merged into the file's)."""
     config = {}
     if path is not None:
         with open(path) as f:
@@ -94,28 +38,14 @@ def load_config(path, overrides=None):
             raise ValueError(path + " must hold a JSON object")
     for k, v in (overrides or {}).items():
         if k == "ocpp":
-            config["ocpp"] = _typed_ocpp(config.get("ocpp"), v)
-        else:
-            config[k] = v
+            merged = dict(config.get("ocpp") or {})
+            merged.update(v)
+            v = merged
+        config[k] = v
     for k in ("board", "identity", "csms_url"):
         if not config.get(k):
             raise ValueError("no %s: set it in config.json or on the command line" % k)
     return config
-
-
-def _typed_ocpp(base, given):
-    from firmware.ocpp.v16.config import Config
-
-    out = dict(base or {})
-    cfg = Config()
-    for key, text in given.items():
-        if key not in cfg.keys:
-            raise ValueError("unknown OCPP configuration key " + key)
-        value, reason = cfg.parse(key, text)
-        if reason is not None:
-            raise ValueError("%s=%s: %s" % (key, text, reason))
-        out[key] = value
-    return out
 
 
 def make_dirs(path):
@@ -277,14 +207,3 @@ def run(config):
 def main(config_path="config.json"):
     """The device entry (main.py calls firmware.agent.main, which is this)."""
     return run(load_config(config_path))
-
-
-def cli(argv=None):
-    """python -m firmware / micropython -m firmware."""
-    try:
-        path, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-        config = load_config(path, overrides)
-    except (ValueError, OSError) as e:
-        print(e)
-        sys.exit(2)
-    run(config)
