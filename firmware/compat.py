@@ -247,6 +247,7 @@ async def wait_event(event, ms):
         return False
     return True
 
+
 async def stdin_reader():
     """An asyncio stream reader on standard input (the bench console on a
     device's USB/UART REPL line)."""
