@@ -66,9 +66,9 @@ sys.path[:] = [".", ".frozen"]
 import gc
 %s
 %s
+from firmware.__main__ import cli
 gc.collect()
 print('{"event": "heap_base", "alloc": %%d}' %% gc.mem_alloc())
-from firmware.main import cli
 cli(%r)
 """
 
