@@ -218,9 +218,10 @@ def log_dir_runs(log_dir):
 
 
 def _binary(env, name):
-    """A 32-bit build: from the environment, or from `make mp32`."""
-    path = os.environ.get(env) or os.path.join(flash.ROOT, "build", "mp32", name)
-    return path if os.path.exists(path) else None
+    """A 32-bit unix build of MicroPython you made yourself, named in the
+    environment (MICROPYTHON32, MICROPYTHON32_FROZEN): measured when given."""
+    path = os.environ.get(env)
+    return path if path and os.path.exists(path) else None
 
 
 def _stale(binary):
@@ -254,10 +255,10 @@ def main():
         print("Targets: working set <= %s, whole agent within %s" % (_kib(WORKING_SET_TARGET), _kib(WHOLE_AGENT_TARGET)))
         for name, binary, is_frozen in runs:
             if is_frozen and _stale(binary):
-                print("(%s was built before the last change to the agent: make mp32 again)" % binary)
+                print("(%s was built before the last change to the agent: rebuild it)" % binary)
             figures(name, binary, loop, csms, empty if is_frozen else tree, None if is_frozen else src, log_dir, resolution)
         if not mp32:
-            print("(make mp32 MPY_SRC=... builds the 32-bit ports for the ESP32-sized figures)")
+            print("(set MICROPYTHON32=/path/to/a 32-bit unix micropython for ESP32-sized figures)")
     finally:
         loop.run(csms.stop())
         loop.close()
