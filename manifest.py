@@ -8,6 +8,7 @@ package(
     "firmware",
     files=(
         "__init__.py",
+        "__main__.py",
         "_native.py",
         "agent.py",
         "bufops.py",
@@ -23,6 +24,7 @@ package(
         "hw/relay.py",
         "hw/rfid.py",
         "hw/status.py",
+        "main.py",
         "net/__init__.py",
         "net/backoff.py",
         "net/client.py",

@@ -15,8 +15,6 @@ Each figure is printed next to its baseline, measured in the same run:
 import asyncio
 import os
 import shutil
-import subprocess
-import tempfile
 import time
 
 from firmware.hw import meters, modbus
@@ -125,15 +123,6 @@ print("OK", a1 - a0, a3 - a2, peak[0] - a3, e)
 """
 
 
-def _source_tree(files):
-    tmp = tempfile.mkdtemp(prefix="py-")
-    for rel in files:
-        dst = os.path.join(tmp, rel)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy(os.path.join(flash.ROOT, rel), dst)
-    return tmp
-
-
 def bench_crc(mp):
     print("CRC-16/MODBUS of a 157-byte frame (us per frame), baseline: bitwise loop")
     frame = bytes((i * 7 + 3) & 0xFF for i in range(157))
@@ -204,7 +193,7 @@ def bench_meter_reading():
 def bench_memory(mp):
     files = flash.firmware_files(include_host_only=True) + flash.board_files()
     mpy = flash.compiled_tree(files)
-    src = _source_tree(files)
+    src = mpmem.source_tree(files)
     try:
         print("MicroPython heap (unix port, bytes), baseline: the same modules as .py source")
         from_py = mpmem.import_heap(src, _MODULES, mp)

@@ -164,3 +164,42 @@ def build_mcu(config, board_pins, meter_uart, rfid_uart, zero_raw, mv_per_kcount
         relay_closed_level=0,
         lock_locked_level=0,
     )
+
+
+# ---- what firmware/main.py asks of a device board ----------------------------
+
+
+def mcu_reset(hard):
+    """Reset the controller after the agent asked for a reboot: a hard reset
+    restarts the chip; a soft reset restarts the interpreter (main.py runs
+    again, the heap starts empty) where the port offers it."""
+    import machine
+
+    if hard or not hasattr(machine, "soft_reset"):
+        machine.reset()
+    else:
+        machine.soft_reset()
+
+
+def wifi_up(config, timeout_ms=20000):
+    """Join the network of config["wifi"] ({"ssid": ..., "password": ...})
+    before the agent starts. Without a "wifi" key nothing is done (boot.py
+    brought the network up, or it is wired). Returns whether the station is
+    connected; if not, the agent starts anyway and its transport retries
+    with back-off while the radio keeps trying."""
+    w = (config or {}).get("wifi")
+    if not w:
+        return None
+    import time
+
+    import network
+
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    if not sta.isconnected():
+        sta.connect(w["ssid"], w.get("password", ""))
+        for _ in range(timeout_ms // 100):
+            if sta.isconnected():
+                break
+            time.sleep(0.1)
+    return sta.isconnected()

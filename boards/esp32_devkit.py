@@ -6,6 +6,8 @@
 # (usable while Wi-Fi runs, unlike ADC2) on the divided-down pilot. Strapping
 # pins (0, 2, 5, 12, 15) and the flash pins (6-11) are left alone.
 from boards.base import build_mcu
+from boards.base import mcu_reset as reset  # noqa: F401 (firmware/main.py: reboots)
+from boards.base import wifi_up as network_up  # noqa: F401 (firmware/main.py: config["wifi"])
 
 PINS = {
     "relay": 26,  # contactor coil driver (high = energised)

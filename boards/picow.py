@@ -4,6 +4,8 @@
 # the PN532 (HSU). The pilot is PWM slice 2 on GP20 and ADC0 on GP26. GP23,
 # GP24, GP25 and GP29 belong to the wireless chip and are left alone.
 from boards.base import build_mcu
+from boards.base import mcu_reset as reset  # noqa: F401 (firmware/main.py: reboots)
+from boards.base import wifi_up as network_up  # noqa: F401 (firmware/main.py: config["wifi"])
 
 PINS = {
     "relay": 15,

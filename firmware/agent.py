@@ -4,6 +4,7 @@
 #
 #   agent = Agent(settings, hardware)
 #   await agent.run()          # until reboot() or stop()
+#   main("config.json")        # a device's main.py: see firmware/main.py
 #
 # settings (dict, from config.json on a device or the emulator's options):
 #   identity, csms_url              required
@@ -25,7 +26,7 @@
 #   hw.listener = fn(event)   set by the agent; the hardware calls it with
 #       ("plug", cid, bool) ("drawing", cid, bool) ("cable", cid, bool)
 #       ("relay", cid, closed) ("lock", cid, locked) ("card", idTag, cid|None)
-#       ("meter", cid, reading) ("fault", cid, code, info) ("fault_cleared", cid)
+#       ("meter", cid, reading|None) ("fault", cid, code, info) ("fault_cleared", cid)
 #       ("warning", cid, code|None, info)
 #   hw.relay(cid, on), hw.lock(cid, locked): commands; feedback comes as events
 #       (relay/lock events are mandatory answers, within the driver's timeout)
@@ -86,6 +87,7 @@ class Agent:
         self.reboot_requested = None
         self.console_writers = []
         self.frames_to_console = False
+        self.mem_peak = 0
         self.log_frames = settings.get("log_frames", True)
         path = settings.get("message_log")
         self.log_file = open(path, "a") if path else None
@@ -342,44 +344,6 @@ class Agent:
 
     # ---- bench console ------------------------------------------------------------------
 
-    async def serve_console(self, reader, writer):
-        """One console client on a stream pair (UART, pty or TCP): a line in,
-        a JSON line out; events go to every client."""
-
-        def push(line):
-            try:
-                writer.write((line + "\n").encode())
-            except Exception:
-                pass
-
-        self.console_writers.append(push)
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                if len(line) > 4096:
-                    push('{"ok":false,"error":"line too long"}')
-                    continue
-                try:
-                    text = line.decode()
-                except UnicodeError:
-                    push('{"ok":false,"error":"not UTF-8"}')
-                    continue
-                out = self.console.handle(text)
-                if out is not None:
-                    push(out)
-                await writer.drain()
-        except Exception as e:  # a console client that goes away is normal
-            if not isinstance(e, (OSError, asyncio.CancelledError)):
-                print_exception(e)
-        finally:
-            self.console_writers.remove(push)
-            try:
-                writer.close()
-            except Exception:
-                pass
-
     def console_status(self, req):
         cp = self.cp
         now = self.mono.now()
@@ -472,6 +436,15 @@ class Agent:
         self._perform()
         return None
 
+    def console_mem(self, req):
+        # The live heap after a collection and the largest such figure
+        # since boot (MicroPython; CPython reports zeros).
+        compat.collect()
+        used = compat.mem_alloc()
+        if used > self.mem_peak:
+            self.mem_peak = used
+        return {"alloc": used, "free": compat.mem_free(), "peak": self.mem_peak}
+
     def console_help(self, req):
         from firmware.console import HELP
 
@@ -494,6 +467,15 @@ class Agent:
 
 def _print(line):
     print(line)
+
+
+def main(config_path="config.json"):
+    """The device entry point (main.py written by host_tools/flash.py):
+    firmware/main.py reads config_path, builds the board, runs the agent
+    and resets the controller when a reboot is asked for."""
+    from firmware.main import main as run_config
+
+    return run_config(config_path)
 
 
 def _default_transport(config, agent):

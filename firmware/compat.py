@@ -255,6 +255,20 @@ async def wait_event(event, ms):
         return False
     return True
 
+
+async def stdin_reader():
+    """An asyncio stream reader on standard input (the bench console on a
+    device's USB/UART REPL line)."""
+    import asyncio
+
+    if IS_MICROPYTHON:
+        return asyncio.StreamReader(sys.stdin)
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
 def der_blocks(data):
     """The DER bodies of the PEM blocks in data (bytes); data itself if it
     holds no PEM (already DER)."""

@@ -5,14 +5,14 @@
 # A line is either JSON ({"cmd": "card", "idTag": "ABC", "id": 7}) or words
 # for a person at the bench ("card ABC 1"). Every answer carries "ok", the
 # command, and the request "id" when one was given.
-from firmware.compat import json_dumps, json_loads
+from firmware.compat import json_dumps, json_loads, print_exception
 
 MAX_LINE = 512  # longer input is refused, never buffered without bound
 
 HELP = (
     "status | plug [c] | unplug [c] | charge [c] | pause [c] | card TAG [c] | "
     "stop [c] | fault weld|close|meter|lock|reader [c] | clear weld|close|meter|lock|reader [c] | "
-    "get KEY | set KEY VALUE | frames on|off | queue | reboot [hard] | help"
+    "get KEY | set KEY VALUE | frames on|off | queue | mem | reboot [hard] | help"
 )
 
 # word command -> (name of the argument fields in order)
@@ -30,6 +30,7 @@ _WORDS = {
     "set": ("key", "value"),
     "frames": ("state",),
     "queue": (),
+    "mem": (),
     "reboot": ("type",),
     "help": (),
 }
@@ -108,3 +109,57 @@ class Console:
         except Exception as e:  # a console mistake must never stop the charger
             return answer(req, False, error="%s: %s" % (type(e).__name__, e))
         return answer(req, True, data)
+
+
+class ConsoleHub:
+    """The console clients of one charger (TCP connections, or the REPL
+    line). They outlive the agent: after a reboot the next agent is
+    attached and the clients stay connected."""
+
+    def __init__(self):
+        self.agent = None
+        self.writers = []
+
+    def attach(self, agent):
+        self.agent = agent
+        if agent is not None:
+            agent.console_writers = self.writers
+
+    async def serve(self, reader, writer):
+        """One client on a stream pair: a line in, a JSON line out; events
+        go to every client."""
+
+        def push(line):
+            try:
+                writer.write((line + "\n").encode())
+            except Exception:
+                pass  # a client gone mid-line; its reader ends the loop
+
+        self.writers.append(push)
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                agent = self.agent
+                if len(line) > MAX_LINE + 2:
+                    out = answer(None, False, error="line longer than %d characters" % MAX_LINE)
+                elif agent is None:
+                    out = answer(None, False, error="rebooting")
+                else:
+                    try:
+                        out = agent.console.handle(line.decode())
+                    except UnicodeError:
+                        out = answer(None, False, error="not UTF-8")
+                if out is not None:
+                    push(out)
+                await writer.drain()
+        except Exception as e:  # a client that goes away is normal
+            if not isinstance(e, OSError):
+                print_exception(e)
+        finally:
+            self.writers.remove(push)
+            try:
+                writer.close()
+            except Exception:
+                pass

@@ -13,7 +13,7 @@
 import asyncio
 
 from firmware.compat import print_exception
-from firmware.hw import EV_CLEARED, EV_CLOSED, EV_FAULT, EV_LOCKED, EV_OPENED, EV_UNLOCKED
+from firmware.hw import EV_CLEARED, EV_CLOSED, EV_FAULT, EV_LOCKED, EV_OPENED, EV_UNLOCKED, F_WELD
 from firmware.hw.status import is_faulted
 
 POLL_MS = 50
@@ -89,9 +89,14 @@ class BoardHardware:
     def poll_once(self):
         for cid in range(1, self.connectors + 1):
             d = self.parts[cid]
-            ev = d["relay"].poll()
+            relay = d["relay"]
+            ev = relay.poll()
             if ev is not None:
-                self._relay_event(cid, d["relay"], ev)
+                self._relay_event(cid, relay, ev)
+            elif relay.fault == F_WELD and not relay.commanded and relay.clear_fault():
+                # The weld latch lets go once the auxiliary contact reads
+                # open again (contacts freed or the contactor replaced).
+                self._clear(cid)
             lk = d.get("lock")
             if lk is not None:
                 ev = lk.poll()
@@ -167,16 +172,22 @@ class BoardHardware:
         meter = self.parts[cid]["meter"]
         while True:
             try:
-                ev = await meter.update()
-                if ev == EV_FAULT:
-                    self._fault(cid, meter.fault)
-                elif ev == EV_CLEARED:
-                    self._clear(cid)
-                if meter.fresh():
-                    self.listener(("meter", cid, reading(meter)))
+                await self.read_meter(cid, meter)
             except Exception as e:
                 print_exception(e)
             await asyncio.sleep(self.meter_ms / 1000)
+
+    async def read_meter(self, cid, meter):
+        """One meter update, told to the agent. Only a reading taken now is
+        passed on: after a failed update the agent hears None (no current
+        reading), so the last good values are never sampled again under a
+        newer timestamp while the meter is silent."""
+        ev = await meter.update()
+        if ev == EV_FAULT:
+            self._fault(cid, meter.fault)
+        elif ev == EV_CLEARED:
+            self._clear(cid)
+        self.listener(("meter", cid, reading(meter) if meter.failures == 0 and meter.fresh() else None))
 
 
 def reading(meter):

@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERSION = "0.1.0"
 DEVICE_BOARDS = ("esp32_devkit", "picow")
 # Under firmware/ but never on a device: the simulated parts.
-HOST_ONLY = ("firmware/hw/sim.py",)
+HOST_ONLY = ("firmware/hw/sim.py", "firmware/simhw.py")
 # Viper/native code is compiled by the device for its own architecture:
 # these go over as source (mpy-cross would need the port's -march).
 AS_SOURCE = ("firmware/_native.py",)

@@ -2,6 +2,7 @@
 the smallest `micropython -X heapsize=N` at which a script still passes.
 
     tree = flash.compiled_tree()                 # .mpy files
+    src = source_tree(files)                     # the same files as .py
     import_heap(tree, ["firmware.hw.modbus"])    # bytes held after the imports
     min_heapsize(SCRIPT, tree)                   # smallest passing heap, bytes
 
@@ -10,9 +11,12 @@ A script passes when it exits 0 and prints a line starting with "OK".
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 
-from host_tools.flash import _bin
+from host_tools.flash import ROOT, _bin
 
 _IMPORT = """
 import sys
@@ -65,3 +69,14 @@ def min_heapsize(code, cwd, lo=2048, hi=4 << 20, resolution=256, binary=None):
         else:
             lo = mid
     return hi
+
+
+def source_tree(files):
+    """A temporary directory holding these repository files as .py sources
+    (the baseline of the .mpy figures); the caller removes it."""
+    tmp = tempfile.mkdtemp(prefix="py-")
+    for rel in files:
+        dst = os.path.join(tmp, rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, rel), dst)
+    return tmp

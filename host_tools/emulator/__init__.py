@@ -11,56 +11,12 @@
 #
 # A reboot (Reset from the CSMS, "reboot" on the console) ends the agent and
 # starts a new one on the same state directory, as a device would.
-import asyncio
 import os
 
-from firmware.agent import Agent
+from firmware.console import ConsoleHub  # noqa: F401 (the emulator's console clients)
+from firmware.main import run_agent
 
 VERSION = "0.1.0"
-
-
-class ConsoleHub:
-    """The console clients of one charger; they survive the agent's reboots."""
-
-    def __init__(self):
-        self.agent = None
-        self.writers = []
-
-    def attach(self, agent):
-        self.agent = agent
-        agent.console_writers = self.writers
-
-    async def serve(self, reader, writer):
-        def push(line):
-            try:
-                writer.write((line + "\n").encode())
-            except Exception:
-                pass
-
-        self.writers.append(push)
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                try:
-                    text = line.decode()
-                except UnicodeError:
-                    push('{"ok":false,"error":"not UTF-8"}')
-                    continue
-                agent = self.agent
-                out = agent.console.handle(text) if agent is not None else '{"ok":false,"error":"rebooting"}'
-                if out is not None:
-                    push(out)
-                await writer.drain()
-        except (OSError, asyncio.CancelledError):
-            pass
-        finally:
-            self.writers.remove(push)
-            try:
-                writer.close()
-            except Exception:
-                pass
 
 
 def charger_settings(args, identity, state_dir):
@@ -91,20 +47,4 @@ async def run_charger(settings, make_hw, hub=None, out=None, on_agent=None):
     """Run one charger until it is stopped; a reboot starts a fresh agent on
     the same state directory. Returns the number of reboots."""
     os.makedirs(settings["state_dir"], exist_ok=True)
-    reboots = 0
-    while True:
-        hw = make_hw()
-        try:
-            agent = Agent(settings, hw, out=out)
-            if hub is not None:
-                hub.attach(agent)
-            if on_agent is not None:
-                on_agent(agent)
-            result = await agent.run()
-        finally:
-            close = getattr(hw, "close", None)
-            if close is not None:
-                close()
-        if result is None:
-            return reboots
-        reboots += 1
+    return await run_agent(settings, make_hw, hub, out, on_agent)

@@ -10,93 +10,9 @@
 #   agent events, so the same agent code runs on it.
 import time
 
-from firmware.hardware import BoardHardware
-
-# Console fault names -> SimBench injection names.
-FAULTS = {
-    "weld": "weld",
-    "close": "close_failure",
-    "meter": "meter_loss",
-    "lock": "lock_failure",
-    "reader": "reader_failure",
-    "pilot": "pilot_short",
-    "diode": "diode_missing",
-}
-
-
-def _connector(req):
-    cid = req.get("connector") or 1
-    if cid != 1:
-        raise ValueError("the emulated board has connector 1 only")
-    return cid
-
-
-def _is_uid(tag):
-    if len(tag) % 2 or not 8 <= len(tag) <= 20:
-        return False
-    for c in tag:
-        if c not in "0123456789abcdefABCDEF":
-            return False
-    return True
-
-
-class EmulatedHardware(BoardHardware):
-    def __init__(self, drivers, **kw):
-        BoardHardware.__init__(self, [drivers], rfid=drivers.get("rfid"), **kw)
-        self.sim = drivers["sim"]
-        self.close = drivers.get("close")
-
-    def console_plug(self, req):
-        _connector(req)
-        self.sim.plug()
-        return {"sim": self.sim.snapshot()}
-
-    def console_unplug(self, req):
-        _connector(req)
-        self.sim.unplug()
-        return {"sim": self.sim.snapshot()}
-
-    def console_charge(self, req):
-        _connector(req)
-        if not self.sim.ev.plugged:
-            raise ValueError("plug the EV in first")
-        self.sim.ev_request(True)
-        return {"sim": self.sim.snapshot()}
-
-    def console_pause(self, req):
-        _connector(req)
-        self.sim.ev_request(False)
-        return {"sim": self.sim.snapshot()}
-
-    def console_fault(self, req):
-        return self._inject(req, True)
-
-    def console_clear(self, req):
-        return self._inject(req, False)
-
-    def _inject(self, req, on):
-        name = FAULTS.get(req.get("fault"))
-        if name is None:
-            raise ValueError("fault must be one of " + ", ".join(sorted(FAULTS)))
-        self.sim.inject(name, on)
-        return {"sim": self.sim.snapshot()}
-
-    def snapshot(self):
-        """The simulated parts as they are (console status): contacts, lock, EV."""
-        return self.sim.snapshot()
-
-    def present(self, tag):
-        """A card at the reader: a UID goes through the simulated PN532 (the
-        real driver reads it); any other idTag is handed over directly."""
-        if not _is_uid(tag):
-            return False
-        import asyncio
-
-        self.sim.remove_card()
-        self.sim.present_card(tag)
-        # Taken away again after a moment, so the next tap is a new one.
-        asyncio.get_running_loop().call_later(1.0, self.sim.remove_card)
-        return True
+# The host board's hardware is the simulated charger of firmware/simhw.py,
+# shared with the MicroPython unix port's board.
+from firmware.simhw import FAULTS, SimHardware as EmulatedHardware  # noqa: F401
 
 
 class FleetHardware:
