@@ -43,7 +43,7 @@ def cp(bench):
     tl, csms, con, proc = bench
     for fault in ("weld", "meter", "lock", "reader"):
         con.cmd("clear " + fault)
-    con.cmd("unplug")
+    set_plug(con, False)
 
     def idle():
         c = con.cmd("status")["connectors"][0]
@@ -58,10 +58,18 @@ def cp(bench):
         raise
 
 
+def set_plug(con, plugged):
+    """Plug or unplug the simulated EV and wait until the agent has seen it:
+    the pilot driver wants two agreeing samples, so a quick unplug-plug
+    would otherwise be no unplug at all."""
+    con.cmd("plug" if plugged else "unplug")
+    until(lambda: con.cmd("status")["connectors"][0]["plugged"] is plugged, what="the pilot reading plugged=%s" % plugged)
+
+
 def start_session(csms, con):
     """Plug, card, charge: returns the StartTransaction the CSMS received."""
     m = csms.mark()
-    con.cmd("plug")
+    set_plug(con, True)
     con.cmd("card " + TAG)
     start = csms.wait_for("StartTransaction", after=m, idTag=TAG)
     con.cmd("charge")
@@ -87,7 +95,7 @@ def test_weld_faults_the_idle_connector_refuses_sessions_and_clears(cp):
     m = csms.mark()
     con.cmd("fault weld")  # contacts closed while commanded open
     csms.wait_for("StatusNotification", after=m, connectorId=1, status="Faulted", errorCode="PowerSwitchFailure")
-    con.cmd("plug")
+    set_plug(con, True)
     con.cmd("card " + TAG)
     wait_event(con, "card_rejected", idTag=TAG)
     assert tl.run(csms.remote_start(CP, TAG)) == "Rejected"
@@ -115,7 +123,7 @@ def test_weld_at_the_end_of_a_session_faults_instead_of_finishing(cp):
     assert tl.run(csms.remote_start(CP, TAG)) == "Rejected"  # no new session until cleared
     m2 = csms.mark()
     con.cmd("clear weld")
-    con.cmd("unplug")
+    set_plug(con, False)
     csms.wait_for("StatusNotification", after=m2, connectorId=1, status="Available", errorCode="NoError")
 
 
@@ -126,7 +134,7 @@ def test_weld_while_a_session_is_suspended_stops_it(cp):
     con.cmd("set StopTransactionOnInvalidId false")
     try:
         m = csms.mark()
-        con.cmd("plug")
+        set_plug(con, True)
         con.cmd("card " + REFUSED_AT_START)
         csms.wait_for("StartTransaction", after=m, idTag=REFUSED_AT_START)
         con.cmd("charge")
@@ -164,8 +172,8 @@ def test_meter_loss_stops_the_session_refuses_new_ones_and_never_sends_stale_val
     assert [c for c in calls[stop_at:] if c[1] == "MeterValues"] == []
     assert all(e <= stop["meterStop"] for e in _energies(after_cut))
     # Refused while the meter is lost: no billing without a meter.
-    con.cmd("unplug")
-    con.cmd("plug")
+    set_plug(con, False)
+    set_plug(con, True)
     con.cmd("card " + TAG)
     wait_event(con, "card_rejected", idTag=TAG)
     assert tl.run(csms.remote_start(CP, TAG)) == "Rejected"
@@ -179,7 +187,7 @@ def test_lock_failure_faults_the_connector_and_no_session_starts(cp):
     tl, csms, con = cp
     m = csms.mark()
     con.cmd("fault lock")  # the actuator does not move
-    con.cmd("plug")
+    set_plug(con, True)
     con.cmd("card " + TAG)
     wait_event(con, "start_failed", why="connector lock failed")
     csms.wait_for("StatusNotification", after=m, connectorId=1, status="Faulted", errorCode="ConnectorLockFailure")
@@ -187,9 +195,9 @@ def test_lock_failure_faults_the_connector_and_no_session_starts(cp):
     assert con.cmd("status")["connectors"][0]["relay"] is False  # never energised
     m2 = csms.mark()
     con.cmd("clear lock")
-    con.cmd("unplug")  # the failed insertion is over
+    set_plug(con, False)  # the failed insertion is over
     csms.wait_for("StatusNotification", after=m2, connectorId=1, status="Available", errorCode="NoError")
-    con.cmd("plug")
+    set_plug(con, True)
     con.cmd("card " + TAG)  # the lock works again: a session starts
     csms.wait_for("StartTransaction", after=m2, idTag=TAG)
     con.cmd("stop")
@@ -201,7 +209,7 @@ def test_reader_failure_is_a_warning_on_connector_0_cards_ignored_remote_start_w
     m = csms.mark()
     con.cmd("fault reader")  # the PN532 stops answering
     csms.wait_for("StatusNotification", after=m, connectorId=0, status="Available", errorCode="ReaderFailure")
-    con.cmd("plug")
+    set_plug(con, True)
     assert con.cmd("card " + OTHER_CARD)["via"] == "reader"
     # The card is taken away after a moment; until then nothing reads it.
     until(lambda: con.cmd("plug")["sim"]["card"] is None, what="the card taken away")
