@@ -59,7 +59,7 @@ START_WH = 5000.0  # the meter's register when the run begins
 SAMPLE_S = 1  # MeterValueSampleInterval: a journalled checkpoint per second
 METER_S = 1.0  # the host board reads its meter once a second (firmware/hardware.py METER_MS)
 TOLERANCE_WH = 1.0  # the register is read in whole Wh
-SLACK_S = 0.5  # scheduling delays on a loaded host, added to every time bound
+SLACK_S = 1.0  # scheduling delays on a loaded host, added to every time bound
 TX_ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues")
 ANSWER_KILL_SHARE = 0.4  # share of cycles killed right after a CSMS answer
 MAX_LIFE_S = 4.0  # a timed kill comes within this long after the spawn
@@ -724,11 +724,15 @@ def analyse(txs, ledger, segments, kills, power_w, final, withheld=None):
     energy = {"true_wh": 0.0, "billed_wh": 0.0, "start_err": [], "stop_local": [], "stop_powerloss": []}
     for t in sessions:
         start = _epoch(t["start_time"])
+        # The closing nearest the start: the charger stamps the start when
+        # its contactor reports closed, the harness sees the coil a little
+        # before or (on a loaded host) after that.
         seg_i = None
         for i, s in enumerate(segments):
-            if s[0] <= start + 0.05:
-                seg_i = i
-        if seg_i is None or start > segments[seg_i][0] + 2.0 or (segments[seg_i][2] is not None and start > segments[seg_i][2] + 0.05):
+            if s[0] - SLACK_S <= start <= (s[2] if s[2] is not None else start) + 0.05:
+                if seg_i is None or abs(s[0] - start) < abs(segments[seg_i][0] - start):
+                    seg_i = i
+        if seg_i is None:
             v.append("session %d started at %s with no contactor closing at that time" % (t["id"], t["start_time"]))
             continue
         if seg_i in matched:
