@@ -97,7 +97,9 @@ class Agent:
 
             tables = (load("ocpp1.6").ACTIONS, check)
         if wall_ms is None:
-            w = int((compat.wall_time() + compat.wall_offset_s()) * 1000)
+            # The core wants the wall clock at monotonic 0, which was before
+            # the journal replay above (long on a big journal).
+            w = int((compat.wall_time() + compat.wall_offset_s()) * 1000) - self.mono.now()
             wall_ms = w if w >= _EPOCH_2024 else None  # a clock at 1970/2000 is no clock
         cfg = Config(overrides=settings.get("ocpp"), connectors=n)
         self.cp = cpm.ChargePoint(
