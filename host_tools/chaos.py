@@ -793,7 +793,7 @@ def analyse(txs, ledger, segments, kills, power_w, final, withheld=None):
         "bounds_wh": {"local": round(bound_local, 1), "powerloss": round(bound_powerloss, 1),
                       "no_session": round(bound_orphan_segment, 1)},
         "final_queue": q,
-        "segments": [[round(x, 3) if x is not None else None for x in seg] for seg in segments],
+        "closings": [[round(x, 3) if x is not None else None for x in seg] for seg in segments],
         "violations": v,
     }
 

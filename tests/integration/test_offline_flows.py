@@ -252,7 +252,8 @@ def test_TC_039_CS_offline_transaction(tmp_path):
 
 
 def test_offline_session_then_power_cut(tmp_path):
-    """A session started offline, then the charger loses power (the agent
+    """TC_032_2_CS (power failure, stop transactions after reboot) while
+    offline: a session started offline, then the charger loses power (the agent
     ends, a new one boots on the same journal). After BootNotification the
     Start, the samples taken before the cut and a StopTransaction with reason
     PowerLoss and the last journalled reading go out in order (C16 §4.2,
