@@ -707,17 +707,29 @@ def analyse(txs, ledger, segments, kills, power_w, final, withheld=None):
             v.append("ledger %d: %s with no first copy" % (row["seq"], o))
             continue
         t1, t2 = _epoch(prev["received_at"]), _epoch(row["received_at"])
-        between = [k for k in kill_times if t1 - 0.002 <= k <= t2 + 0.002]
+        # The kill that ended the run which sent the copy before: after it
+        # sent it, possibly before the CSMS read it (frames written just
+        # before a SIGKILL still arrive). The message ids tell the runs apart
+        # (a random prefix per boot).
+        between = [k for k in kill_times if t1 - 1.0 <= k <= t2 + 0.002]
+        other_run = _run_of(prev.get("message_id")) != _run_of(row.get("message_id"))
         if prev.get("message_id") in withheld:
             entry["explained"] = "copy of ledger %d: %s; resent" % (prev["seq"], withheld[prev["message_id"]])
-        elif between:
-            ms = max(0.0, (between[0] - t1) * 1000)
-            entry["kill_after_ms"] = round(ms, 1)
-            entry["explained"] = "copy of ledger %d: the CSMS stored it, the kill %.0f ms later cut its answer " \
-                "off before the charger recorded it; resent after the restart" % (prev["seq"], ms)
+        elif between and other_run:
+            ms = (between[-1] if between[-1] <= t1 else [k for k in between if k >= t1 - 0.002][0]) - t1
+            ms = round(ms * 1000, 1)
+            entry["kill_after_ms"] = ms
+            if ms >= 0:
+                when = "the kill %.0f ms after the CSMS stored it cut its answer off" % ms
+            else:
+                when = "the kill came %.0f ms before the CSMS read it (in flight; sent just before)" % -ms
+            entry["explained"] = "copy of ledger %d: %s, before the charger recorded an answer; " \
+                "resent after the restart" % (prev["seq"], when)
         else:
             entry["explained"] = None
-            v.append("ledger %d: %s of ledger %d without a kill in between" % (row["seq"], o, prev["seq"]))
+            near = [round(k - t1, 3) for k in kill_times if t1 - 5 <= k <= t2 + 5]
+            v.append("ledger %d: %s of ledger %d without a kill in between (%s to %s; kills at %s s from the first)" % (
+                row["seq"], o, prev["seq"], prev["received_at"], row["received_at"], near))
 
     # 4. Energy: each session against the contactor closing it ran in.
     matched = {}
@@ -773,6 +785,7 @@ def analyse(txs, ledger, segments, kills, power_w, final, withheld=None):
         v.append("the final run did not empty the charger's queue: %r" % (q,))
 
     return {
+        "kill_list": [dict((k, x[k]) for k in ("cycle", "time", "plan", "landed", "phase", "life_s") if k in x) for x in kills],
         "kills": len(kills),
         "kill_phases": _count(k["phase"] for k in kills),
         "kill_plans": _count(k["plan"][0] if k["plan"][0] == "timed" else "answer " + k["plan"][1] for k in kills),
@@ -796,6 +809,11 @@ def analyse(txs, ledger, segments, kills, power_w, final, withheld=None):
         "closings": [[round(x, 3) if x is not None else None for x in seg] for seg in segments],
         "violations": v,
     }
+
+
+def _run_of(message_id):
+    """The agent's messageIds are <random per-boot prefix>-<counter>."""
+    return message_id.rsplit("-", 1)[0] if message_id else None
 
 
 def _count(items):

@@ -36,9 +36,10 @@ def test_twenty_kill_cycles_lose_nothing(tmp_path):
 
 def world():
     """Two sessions. 11 closes the contactor at T for 10 s and stops
-    normally; 12 starts at T+20, a kill at T+25 cuts it, its Stop (reason
-    PowerLoss, the last checkpoint) is answered but the answer is lost at
-    a second kill, so the Stop arrives twice. One MeterValues each."""
+    normally; 12 starts at T+20, a kill at T+25 cuts it, the next run
+    sends its Stop (reason PowerLoss, the last checkpoint) at T+27 and is
+    killed before it records the answer, so the run after sends the Stop
+    again at T+29. One MeterValues each. Message ids carry the run."""
     wh = W / 3600.0
     segments = [
         [T, 5000.0, T + 10, 5000.0 + 10 * wh],
@@ -60,23 +61,23 @@ def world():
             {"value": "%.1f" % v, "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}
 
     ledger = [
-        {"seq": 1, "outcome": "started", "action": "StartTransaction", "transaction_id": 11, "digest": None,
+        {"seq": 1, "message_id": "aa-5", "outcome": "started", "action": "StartTransaction", "transaction_id": 11, "digest": None,
          "received_at": iso(T + 0.1), "payload": {}},
-        {"seq": 2, "outcome": "meter_values", "action": "MeterValues", "transaction_id": 11, "digest": "m1",
+        {"seq": 2, "message_id": "aa-6", "outcome": "meter_values", "action": "MeterValues", "transaction_id": 11, "digest": "m1",
          "received_at": iso(T + 5), "payload": mv(11, T + 5, 5000 + 5 * wh)},
-        {"seq": 3, "outcome": "stopped", "action": "StopTransaction", "transaction_id": 11, "digest": "s1",
+        {"seq": 3, "message_id": "aa-7", "outcome": "stopped", "action": "StopTransaction", "transaction_id": 11, "digest": "s1",
          "received_at": iso(T + 10.1), "payload": {"transactionId": 11, "meterStop": s1_stop, "timestamp": iso(T + 10), "reason": "Local"}},
-        {"seq": 4, "outcome": "started", "action": "StartTransaction", "transaction_id": 12, "digest": None,
+        {"seq": 4, "message_id": "cc-3", "outcome": "started", "action": "StartTransaction", "transaction_id": 12, "digest": None,
          "received_at": iso(T + 20.1), "payload": {}},
-        {"seq": 5, "outcome": "meter_values", "action": "MeterValues", "transaction_id": 12, "digest": "m2",
+        {"seq": 5, "message_id": "cc-4", "outcome": "meter_values", "action": "MeterValues", "transaction_id": 12, "digest": "m2",
          "received_at": iso(T + 23), "payload": mv(12, T + 23, s2_start + 1 * wh)},
-        {"seq": 6, "outcome": "stopped", "action": "StopTransaction", "transaction_id": 12, "digest": "s2",
-         "received_at": iso(T + 26), "payload": stop2},
-        {"seq": 7, "outcome": "duplicate_stop", "action": "StopTransaction", "transaction_id": 12, "digest": "s2",
-         "received_at": iso(T + 28), "payload": stop2},
+        {"seq": 6, "message_id": "dd-5", "outcome": "stopped", "action": "StopTransaction", "transaction_id": 12, "digest": "s2",
+         "received_at": iso(T + 27), "payload": stop2},
+        {"seq": 7, "message_id": "ee-4", "outcome": "duplicate_stop", "action": "StopTransaction", "transaction_id": 12, "digest": "s2",
+         "received_at": iso(T + 29), "payload": stop2},
     ]
     kills = [{"time": T + 25, "phase": "charging", "plan": ("timed", 3.0), "events": []},
-             {"time": T + 26.001, "phase": "idle", "plan": ("answer", "StopTransaction", 1, 0.0), "events": []}]
+             {"time": T + 27.001, "phase": "idle", "plan": ("answer", "StopTransaction", 1, 0.0), "events": []}]
     final = {"queue": {"queued": 0, "open": 0, "parked": 0}}
     return txs, ledger, segments, kills, final
 
@@ -132,6 +133,23 @@ def test_checker_flags_a_duplicate_no_kill_explains():
     r = check(txs, ledger, segments, kills[:1], final)
     assert r["unexplained_duplicates"] == 1
     assert "without a kill in between" in r["violations"][0]
+    # A kill in between, but both copies from the same run of the charger.
+    ledger[6]["message_id"] = "dd-6"
+    assert check(txs, ledger, segments, kills, final)["unexplained_duplicates"] == 1
+
+
+def test_checker_explains_a_duplicate_sent_just_before_the_kill():
+    txs, ledger, segments, kills, final = world()
+    kills[1]["time"] = T + 26.990  # the charger died with the Stop still in flight
+    r = check(txs, ledger, segments, kills, final)
+    assert r["violations"] == [] and r["duplicates"][0]["kill_after_ms"] == -10.0
+
+
+def test_checker_explains_a_duplicate_by_a_withheld_answer():
+    txs, ledger, segments, kills, final = world()
+    ledger[6]["message_id"] = "dd-6"  # the same run sent it again: its answer never came
+    r = chaos.analyse(txs, ledger, segments, kills[:1], W, final, {"dd-5": "its answer was withheld by an injected no_answer"})
+    assert r["violations"] == [] and "withheld" in r["duplicates"][0]["explained"]
 
 
 def test_checker_flags_meter_stop_beyond_its_bound():
