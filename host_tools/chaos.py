@@ -164,6 +164,7 @@ class Life:
         self._reader = None
         self._writer = None
         self._answers = {}
+        self._console_gone = False
         self._next_id = 0
         self._tasks = []
 
@@ -258,13 +259,14 @@ class Life:
                     fut.set_result(msg)
         except (OSError, asyncio.IncompleteReadError):
             pass
+        self._console_gone = True
         for fut in self._answers.values():
             if not fut.done():
                 fut.set_exception(Gone("console closed"))
         self._answers = {}
 
     async def cmd(self, name, timeout=5.0, **fields):
-        if self._writer is None or self._writer.is_closing():
+        if self._writer is None or self._writer.is_closing() or self._console_gone:
             raise Gone("no console")
         self._next_id += 1
         req = dict(fields, cmd=name, id=self._next_id)
@@ -513,7 +515,7 @@ async def run(cycles=200, seed=None, workdir="build/chaos", out=print, final_tim
                 driver.cancel()
             t_kill, wh = await life.kill()
             if driver is not None:
-                _driver_failure(driver, problems, cycle)
+                await _driver_failure(driver, problems, cycle)
             plant.set_ev(plugged=False)  # the next process starts with no EV on the pilot
             kills.append({"cycle": cycle, "time": t_kill, "wh": wh, "plan": plan, "landed": landed, "phase": phase,
                           "life_s": round(t_kill - life.t_spawn, 3), "events": [e for _, e in life.events]})
@@ -543,12 +545,14 @@ async def run(cycles=200, seed=None, workdir="build/chaos", out=print, final_tim
     return report
 
 
-def _driver_failure(driver, problems, cycle):
-    if not driver.done() or driver.cancelled():
-        return
-    exc = driver.exception()
-    if exc is not None and not isinstance(exc, (Gone, asyncio.TimeoutError, asyncio.CancelledError)):
-        problems.append("cycle %d: the session driver failed: %r" % (cycle, exc))
+async def _driver_failure(driver, problems, cycle):
+    """Waits for the (cancelled) driver to end; a failure of its own is a problem."""
+    try:
+        await driver
+    except (Gone, asyncio.TimeoutError, asyncio.CancelledError):
+        pass  # killed under it
+    except Exception as e:
+        problems.append("cycle %d: the session driver failed: %r" % (cycle, e))
 
 
 async def drain(csms_url, state_dir, meter_port, plant, log, timeout, extra=()):
