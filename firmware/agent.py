@@ -102,7 +102,9 @@ class Agent:
 
             tables = (load("ocpp1.6").ACTIONS, check)
         if wall_ms is None:
-            w = int((compat.wall_time() + compat.wall_offset_s()) * 1000)
+            # The core wants the wall clock at monotonic 0, which was before
+            # the journal replay above (long on a big journal).
+            w = int((compat.wall_time() + compat.wall_offset_s()) * 1000) - self.mono.now()
             wall_ms = w if w >= _EPOCH_2024 else None  # a clock at 1970/2000 is no clock
         cfg = Config(overrides=settings.get("ocpp"), connectors=n)
         self.cp = cpm.ChargePoint(
@@ -304,15 +306,23 @@ class Agent:
         self.running = False
         self._wake.set()
 
+    def step(self):
+        """One pass of the timers: read the clock, run what is due, perform
+        the actions; returns the clock's `now`. run() calls it in a loop;
+        with an injected clock (mono=) a caller that moved the clock calls
+        it to have the agent act at that moment."""
+        now = self.mono.now()
+        refresh = getattr(self.hw, "refresh", None)
+        if refresh is not None:
+            refresh()  # hardware that reads its meter on demand
+        self.cp.tick(now)
+        self._perform()
+        return now
+
     async def _timers(self):
         cp = self.cp
-        refresh = getattr(self.hw, "refresh", None)
         while self.running:
-            now = self.mono.now()
-            if refresh is not None:
-                refresh()  # hardware that reads its meter on demand
-            cp.tick(now)
-            self._perform()
+            now = self.step()
             if not self.running:
                 break
             w = cp.next_wake()

@@ -5,6 +5,8 @@
   --state-dir DIR     everything the agent persists (with --count: DIR/<id>)
   --console SPEC      tcp:HOST:PORT for the bench console (PORT 0: any free port)
   --count N           N chargers in this process on the fleet model
+  --meter-port PATH   host board: the meter is outside, on this serial device
+  --coil-fd N         host board: the contactor coil level goes to this fd
   --set KEY=VALUE     an OCPP configuration default (repeatable)
   --no-sync           do not fsync the journal (fleets; printed at start)
   --quiet             no message log on stdout
@@ -27,7 +29,9 @@ def parse_args(argv):
     p.add_argument("--console", default=None, help="tcp:HOST:PORT for the bench console")
     p.add_argument("--count", type=int, default=1, help="number of chargers (fleet model when > 1)")
     p.add_argument("--fleet", action="store_true", help="use the fleet model even for one charger")
-    p.add_argument("--meter-link", choices=("pty", "inproc"), default="pty", help="host board meter: pymodbus over a pty, or in-process")
+    p.add_argument("--meter-link", choices=("pty", "inproc", "port"), default="pty", help="host board meter: pymodbus over a pty, in-process, or on --meter-port")
+    p.add_argument("--meter-port", help="host board: read the meter on this serial device (implies --meter-link port)")
+    p.add_argument("--coil-fd", type=int, help="host board: write the contactor coil level (1/0) to this inherited file descriptor")
     p.add_argument("--set", dest="ocpp", action="append", default=[], metavar="KEY=VALUE", help="OCPP configuration default")
     p.add_argument("--no-sync", action="store_true", help="keep journals unsynced (fleet runs)")
     p.add_argument("--quiet", dest="log_frames", action="store_false", help="no message log on stdout")
@@ -79,8 +83,15 @@ def host_hardware(args):
     from boards import host
     from host_tools.emulator.hardware import EmulatedHardware
 
+    hw = {"sim_meter_link": args.meter_link}
+    if args.meter_port:
+        hw["sim_meter_link"] = "port"
+        hw["meter_port"] = args.meter_port
+    if args.coil_fd is not None:
+        hw["sim_coil_fd"] = args.coil_fd
+
     def make():
-        drivers = host.build({"hw": {"sim_meter_link": args.meter_link}})
+        drivers = host.build({"hw": hw})
         return EmulatedHardware(drivers)
 
     return make

@@ -118,6 +118,7 @@ class ChargePoint:
         self.later = []
         self.now = 0
         self.offset = None  # wall epoch ms - monotonic ms, once the clock is known
+        self.rtt = 0  # round trip of the answer being handled (ms)
         if wall_ms is not None and wall_ms >= _EPOCH_MIN:
             self.offset = wall_ms
         self.boot = BOOT_NONE
@@ -155,12 +156,18 @@ class ChargePoint:
     def wall(self, now):
         return None if self.offset is None else now + self.offset
 
-    def _set_clock(self, text, now):
+    def _set_clock(self, text, now, rtt=0):
+        """currentTime of a BootNotification/Heartbeat answer that took rtt
+        ms: the CSMS read its clock between our CALL and its answer, so its
+        time now lies in [ms, ms + rtt]. A clock already in that window is
+        kept (a slow answer must not set it back); else the middle is taken,
+        off by at most rtt / 2."""
         ms = parse_iso8601(text) if type(text) is str else None
         if ms is None or ms < _EPOCH_MIN:
             return
         first = self.offset is None
-        self.offset = ms - now
+        if first or not ms <= now + self.offset <= ms + rtt:
+            self.offset = ms + rtt // 2 - now
         if first:
             self._event("clock_set", {"utc": iso8601(ms)})
         self._schedule_aligned(now)
@@ -290,6 +297,7 @@ class ChargePoint:
     # ---- rpc listener -------------------------------------------------------------
 
     def rpc_result(self, action, payload, ctx, rtt_ms):
+        self.rtt = rtt_ms  # for the clock (_set_clock)
         _RESULT[ctx[0]](self, payload, ctx)
 
     def rpc_error(self, action, key, code, description, details, ctx, rtt_ms):
@@ -314,7 +322,7 @@ class ChargePoint:
     def _boot_result(self, payload, ctx):
         status = payload["status"]
         interval = payload["interval"]
-        self._set_clock(payload["currentTime"], self.now)
+        self._set_clock(payload["currentTime"], self.now, self.rtt)
         self._event("boot", {"status": status, "interval": interval})
         if status == "Accepted":
             self.boot = BOOT_ACCEPTED
@@ -332,7 +340,7 @@ class ChargePoint:
         self.next_boot = self.now + _BOOT_RETRY_MS
 
     def _heartbeat_result(self, payload, ctx):
-        self._set_clock(payload["currentTime"], self.now)
+        self._set_clock(payload["currentTime"], self.now, self.rtt)
 
     def _ignore_result(self, payload, ctx):
         pass
