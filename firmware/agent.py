@@ -11,7 +11,9 @@
 #   connectors                      default 1
 #   state_dir                       where the journal lives (default ".")
 #   sync                            fsync every journal record (default True;
-#                                   an emulated fleet may turn it off and says so)
+#                                   an emulated fleet may turn it off and says so:
+#                                   records are then handed to the OS once per
+#                                   step, after the actions of an event)
 #   vendor, model, serial, firmware_version, meter_type, meter_serial:
 #                                   BootNotification fields
 #   subprotocols, security_profile, authorization_key, authorization_key_format,
@@ -93,7 +95,8 @@ class Agent:
         self.log_file = open(path, "a") if path else None
         n = settings.get("connectors", hw.connectors)
         path = settings.get("state_dir", ".") + "/journal.bin"
-        self.store = Store(path, sync=settings.get("sync", True))
+        sync = settings.get("sync", True)
+        self.store = Store(path, sync=sync, batched=not sync)
         problems = self.store.load()
         self.txq = TxQueue(self.store)
         if tables is None:
@@ -121,6 +124,9 @@ class Agent:
         self.cp.restore(now, hw.session_alive)
         hw.listener = self.hw_event
         self.transport = (transport_factory or _default_transport)(self._transport_config(), self)
+        # A transport that can write without awaiting takes frames at once;
+        # the sender task serves the others (and waits out a full buffer).
+        self._send_now = getattr(self.transport, "send_nowait", None)
         self.console = Console(self)
         self._wake = asyncio.Event()
         self._sleep_until = 0
@@ -216,11 +222,19 @@ class Agent:
             self._performing = False
         while self._held:
             self.hw_event(self._held.pop(0))
+        self.store.flush()
         w = cp.next_wake()
         if w is not None and w < self._sleep_until:
             self._wake.set()  # the timer loop sleeps past a new deadline
 
     def _send(self, a):
+        if self._send_now is not None and not self._outbox:
+            ok = self._send_now(a[1])
+            if ok:
+                return
+            if ok is not None:
+                self._emit("send_dropped", {"bytes": len(a[1])})
+                return
         self._outbox.append(a[1])
         self._out_ready.set()
 
@@ -320,20 +334,30 @@ class Agent:
         return now
 
     async def _timers(self):
-        cp = self.cp
         while self.running:
-            now = self.step()
-            if not self.running:
+            delay = self.timer_pass()
+            if delay is None:
                 break
-            w = cp.next_wake()
-            delay = _MAX_SLEEP_MS if w is None else w - now
-            if delay < _SOON_MS:
-                delay = _SOON_MS
-            elif delay > _MAX_SLEEP_MS:
-                delay = _MAX_SLEEP_MS
-            self._sleep_until = now + delay
             self._wake.clear()
             await compat.wait_event(self._wake, delay)
+
+    def timer_pass(self):
+        """step(), then how long (ms) until the next one is due; None once
+        the agent stops. Until then, self._wake.set() asks for an earlier
+        pass (a fleet's shared timer replaces _timers() with these)."""
+        if not self.running:
+            return None
+        now = self.step()
+        if not self.running:
+            return None
+        w = self.cp.next_wake()
+        delay = _MAX_SLEEP_MS if w is None else w - now
+        if delay < _SOON_MS:
+            delay = _SOON_MS
+        elif delay > _MAX_SLEEP_MS:
+            delay = _MAX_SLEEP_MS
+        self._sleep_until = now + delay
+        return delay
 
     async def _sender(self):
         out = self._outbox
@@ -488,10 +512,10 @@ def main(config_path="config.json"):
     return run_config(config_path)
 
 
-def _default_transport(config, agent):
+def _default_transport(config, agent, opener=None):
     from firmware.net.manager import Transport
 
-    return Transport(config, on_open=agent.on_open, on_message=agent.on_message, on_close=agent.on_close, on_fail=agent.on_fail)
+    return Transport(config, on_open=agent.on_open, on_message=agent.on_message, on_close=agent.on_close, on_fail=agent.on_fail, opener=opener)
 
 
 def _ev_plug(agent, cp, ev, now):

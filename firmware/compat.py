@@ -169,6 +169,9 @@ if IS_MICROPYTHON:
         # buffer may go out as it is.
         return frame
 
+    # A stream's write() may only buffer; drain() sends.
+    SYNC_WRITE = False
+
     def is_tls_error(exc):
         # mbedTLS failures: a certificate refused is a ValueError carrying
         # mbedTLS's verify text; others are OSErrors with negative numbers.
@@ -198,6 +201,10 @@ else:
         # CPython's transports may keep a reference to what they are given
         # instead of copying it: hand them bytes of their own.
         return bytes(frame)
+
+    # StreamWriter.write() hands the data to the socket (or the transport's
+    # buffer) at once; drain() only waits for a full buffer to empty.
+    SYNC_WRITE = True
 
     def is_tls_error(exc):
         import ssl

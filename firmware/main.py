@@ -88,17 +88,19 @@ def make_hardware(board, drivers, config):
     return hw
 
 
-async def run_agent(settings, make_hw, hub=None, out=None, on_agent=None, reset=None):
+async def run_agent(settings, make_hw, hub=None, out=None, on_agent=None, reset=None, make_agent=None):
     """Run agents on hardware from make_hw() until one is stopped (returns
     the number of restarts). After a reboot request: reset(hard) when given
-    (a device: does not return), then a new agent on the same journal."""
-    from firmware.agent import Agent
+    (a device: does not return), then a new agent on the same journal.
+    make_agent(settings, hw, out) builds each agent (default Agent)."""
+    if make_agent is None:
+        from firmware.agent import Agent as make_agent
 
     restarts = 0
     while True:
         hw = make_hw()
         try:
-            agent = Agent(settings, hw, out=out)
+            agent = make_agent(settings, hw, out=out)
             if hub is not None:
                 hub.attach(agent)
             if on_agent is not None:

@@ -3,7 +3,7 @@
 # and framing objects.
 import asyncio
 
-from firmware.compat import is_tls_error, urandom, wire
+from firmware.compat import SYNC_WRITE, is_tls_error, urandom, wire
 from firmware.net.handshake import Handshake, HandshakeError
 from firmware.net.ws import (
     CLOSE_UNSUPPORTED_DATA,
@@ -24,6 +24,7 @@ FAIL_HTTP = "http"  # the server answered with another HTTP status (.status)
 FAIL_HANDSHAKE = "handshake"  # a 101 we refuse: accept digest, subprotocol...
 
 _RX = 1024
+_HIGH_WATER = 65536  # bytes waiting in the transport beyond which send_nowait() defers
 
 
 class ConnectFailed(Exception):
@@ -76,6 +77,24 @@ class Connection:
                 return False
         return True
 
+    def send_nowait(self, text):
+        """Send one text message without awaiting: True once handed to the
+        socket, False when the connection cannot take it, None when it must
+        go through send_text() (a write under way, a full buffer, or a
+        runtime whose streams send only in drain())."""
+        if not SYNC_WRITE or self._lock.locked():
+            return None
+        if self.ws.state != ST_OPEN:
+            return False
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() > _HIGH_WATER:
+            return None
+        try:
+            self.writer.write(wire(self.ws.send_text(text)))
+        except (OSError, ValueError):
+            return False
+        return True
+
     async def ping(self, payload=b""):
         if self.ws.state != ST_OPEN:
             return False
@@ -92,11 +111,9 @@ class Connection:
         protocol fault or a binary message is answered with a close frame."""
         ws = self.ws
         while True:
-            try:
-                ev = ws.next_event()
-            except ParseFailed as e:
-                await self._write(ws.close(e.code, e.reason))
-                return EV_CLOSE
+            ev, frame = app_event(ws)
+            if frame is not None:
+                await self._write(frame)
             if ev is None:
                 try:
                     n = await self._fill()
@@ -107,18 +124,8 @@ class Connection:
                     continue
                 ws.lost()
                 return EV_CLOSE
-            if ev == EV_PING:
-                await self._write(ws.pong(ws.data))
-                continue
-            if ev == EV_CLOSE and ws.state == ST_CLOSE_RECEIVED:
-                await self._write(ws.close(ws.close_code))
-            elif ev == EV_BINARY:
-                # OCPP-J sends text only (1.6 §4.1.2; 2.0.1 Part 4 §4.1.1).
-                await self._write(ws.close(CLOSE_UNSUPPORTED_DATA, "binary not supported"))
-                ws.close_code = CLOSE_UNSUPPORTED_DATA
-                ws.close_reason = "binary not supported"
-                return EV_CLOSE
-            return ev
+            if ev != EV_PING:
+                return ev
 
     async def _fill(self):
         # Bytes in self._data[:n]; 0 at the end of the stream. MicroPython
@@ -151,6 +158,29 @@ class Connection:
             pass
 
 
+def app_event(ws):
+    """(event, frame) from a WsConnection: frame, when not None, is the
+    protocol's own answer to write first (a pong, the echo of the peer's
+    close, our close for a fault or a binary message). event is EV_TEXT,
+    EV_PONG or EV_CLOSE for the application, EV_PING (answered: look again),
+    or None (feed more input)."""
+    try:
+        ev = ws.next_event()
+    except ParseFailed as e:
+        return EV_CLOSE, ws.close(e.code, e.reason)
+    if ev == EV_PING:
+        return EV_PING, ws.pong(ws.data)
+    if ev == EV_CLOSE and ws.state == ST_CLOSE_RECEIVED:
+        return EV_CLOSE, ws.close(ws.close_code)
+    if ev == EV_BINARY:
+        # OCPP-J sends text only (1.6 §4.1.2; 2.0.1 Part 4 §4.1.1).
+        frame = ws.close(CLOSE_UNSUPPORTED_DATA, "binary not supported")
+        ws.close_code = CLOSE_UNSUPPORTED_DATA
+        ws.close_reason = "binary not supported"
+        return EV_CLOSE, frame
+    return ev, None
+
+
 async def _open(settings, rng, attempt):
     kw = {}
     if settings.secure:
@@ -177,18 +207,20 @@ async def _open(settings, rng, attempt):
 _HUNG_UP = (32, 104)  # EPIPE, ECONNRESET
 
 
-async def connect(settings, rng=urandom):
+async def connect(settings, rng=urandom, opener=None):
     """Open TCP (TLS for wss), upgrade, check the answer: a Connection.
 
     Raises ConnectFailed with a kind (FAIL_*) and a detail that never holds
     the credentials. The whole attempt is bounded by connect_timeout_ms.
     A wss server that hangs up before answering anything at all counts as a
     TLS failure: that is how a refused client certificate looks from here.
+    opener(settings, rng, attempt) replaces the stream-based _open (host
+    fleets open callback-driven connections; see host_tools/emulator).
     """
     attempt = []
     done = False
     try:
-        conn = await asyncio.wait_for(_open(settings, rng, attempt), settings.connect_timeout_ms / 1000)
+        conn = await asyncio.wait_for((opener or _open)(settings, rng, attempt), settings.connect_timeout_ms / 1000)
         done = True
         return conn
     except HandshakeError as e:

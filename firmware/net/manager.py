@@ -3,6 +3,7 @@
 #   t = Transport(config, on_open=..., on_message=..., on_close=..., on_fail=...)
 #   asyncio.create_task(t.run())       # connects, serves, reconnects, forever
 #   ok = await t.send(text)            # False when not connected (not queued)
+#   ok = t.send_nowait(text)           # the same without awaiting; None: use send()
 #   await t.stop()                     # close handshake, run() returns
 #
 # Callbacks are plain functions, or coroutine functions (awaited, so a slow
@@ -20,9 +21,15 @@
 # Between attempts the manager waits as backoff.py says; WebSocket pings go
 # out every ping_interval_s (0: none) and a pong missing for pong_timeout_s
 # replaces the connection.
+#
+# A connection is read by a task (client.Connection), or delivers its events
+# itself when it has start(deliver) (callback-driven connections of host
+# fleets, opened by the `opener` given to the Transport; see client.connect).
+# Such a connection calls on_message synchronously from its data callback; a
+# coroutine on_message then runs as a task of its own.
 import asyncio
 
-from firmware.compat import Monotonic, print_exception, urandom
+from firmware.compat import Monotonic, print_exception, urandom, wait_event
 from firmware.net.backoff import Backoff
 from firmware.net.client import ConnectFailed, connect
 from firmware.net.settings import ConfigError, Settings
@@ -42,13 +49,7 @@ class RealTimer:
 
     async def wait(self, event, ms):
         """True when the event is set, False when ms ran out first."""
-        if event.is_set():
-            return True
-        try:
-            await asyncio.wait_for(event.wait(), ms / 1000)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await wait_event(event, ms)
 
 
 def _noop(*args):
@@ -56,7 +57,7 @@ def _noop(*args):
 
 
 class Transport:
-    def __init__(self, config, on_open=None, on_message=None, on_close=None, on_fail=None, timer=None, rng=urandom):
+    def __init__(self, config, on_open=None, on_message=None, on_close=None, on_fail=None, timer=None, rng=urandom, opener=None):
         self.settings = Settings(config)
         self._on_open = on_open or _noop
         self._on_message = on_message or _noop
@@ -64,6 +65,7 @@ class Transport:
         self._on_fail = on_fail or _noop
         self._timer = timer or RealTimer()
         self._rng = rng
+        self._opener = opener
         self._backoff = self._make_backoff(self.settings)
         self._ping_ms = self.settings.ping_interval_ms
         self._conn = None
@@ -96,6 +98,15 @@ class Transport:
         if conn is None:
             return False
         return await conn.send_text(text)
+
+    def send_nowait(self, text):
+        """send() without awaiting: True once handed to the socket, False
+        when there is no open connection, None when the connection cannot
+        take it at once (use send(), which waits its turn)."""
+        conn = self._conn
+        if conn is None:
+            return False
+        return conn.send_nowait(text)
 
     def set_ping_interval(self, seconds):
         """WebSocketPingInterval: seconds between pings, 0 for none."""
@@ -153,7 +164,7 @@ class Transport:
                         continue
                 wait = True
                 try:
-                    conn = await connect(self.settings, self._rng)
+                    conn = await connect(self.settings, self._rng, self._opener)
                 except ConnectFailed as e:
                     await self._call(self._on_fail, e.kind, e.detail)
                     continue
@@ -174,12 +185,18 @@ class Transport:
         self._conn = conn
         self._backoff.opened(self._timer.now())
         await self._call(self._on_open, conn.subprotocol)
-        reader = self._reader_task = asyncio.create_task(self._reader(conn))
+        start = getattr(conn, "start", None)
+        if start is None:
+            reader = self._reader_task = asyncio.create_task(self._reader(conn))
+        else:
+            reader = None
+            start(self._pushed)
         keepalive = asyncio.create_task(self._keepalive(conn))
         await self._done.wait()
         self._conn = None
         self._reader_task = None
-        reader.cancel()
+        if reader is not None:
+            reader.cancel()
         keepalive.cancel()
         code, reason = self._end
         await conn.shutdown(abort=code == CLOSE_ABNORMAL)
@@ -196,17 +213,32 @@ class Transport:
         try:
             while True:
                 ev = await conn.next_event()
-                if ev == EV_TEXT:
-                    await self._call(self._on_message, ws.data)
-                elif ev == EV_PONG:
-                    self._pong.set()
-                elif ev == EV_CLOSE:
-                    self._finish(ws.close_code, ws.close_reason)
+                r = self._deliver(ev, ws)
+                if r is not None:
+                    await self._guard(r)
+                if ev == EV_CLOSE:
                     return
         except Exception as e:
             # A fault of ours: drop this connection rather than hang on it.
             print_exception(e)
             self._finish(CLOSE_ABNORMAL, "internal error")
+
+    def _deliver(self, ev, ws):
+        # One event of the open connection; returns what an async
+        # on_message gave back (to be awaited), else None.
+        if ev == EV_TEXT:
+            return self._call_now(self._on_message, ws.data)
+        if ev == EV_PONG:
+            self._pong.set()
+        elif ev == EV_CLOSE:
+            self._finish(ws.close_code, ws.close_reason)
+        return None
+
+    def _pushed(self, ev, ws):
+        # deliver() of a connection that reads itself (see start above).
+        r = self._deliver(ev, ws)
+        if r is not None:
+            asyncio.create_task(self._guard(r))
 
     async def _keepalive(self, conn):
         timer = self._timer
@@ -226,10 +258,21 @@ class Transport:
                 return
 
     async def _call(self, fn, *args):
+        r = self._call_now(fn, *args)
+        if r is not None:
+            await self._guard(r)
+
+    def _call_now(self, fn, *args):
+        # A fault in the application must not take the transport down.
         try:
             r = fn(*args)
-            if r is not None and hasattr(r, "send"):
-                await r
         except Exception as e:
-            # A fault in the application must not take the transport down.
+            print_exception(e)
+            return None
+        return r if r is not None and hasattr(r, "send") else None
+
+    async def _guard(self, coro):
+        try:
+            await coro
+        except Exception as e:
             print_exception(e)

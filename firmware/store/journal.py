@@ -16,6 +16,11 @@
 # size, which on ext4 makes it about a third faster (see bench_journal). On
 # littlefs, which copies on write, leave it at 0.
 #
+# An unsynced journal (sync=False) hands each frame to the OS as it is
+# written, unless it is `batched`: then frames gather in the file's buffer
+# until flush(), which its owner calls once per step (the agent: after it has
+# performed what an event asked for), and at close.
+#
 # replay() yields the records in order. A frame that does not check out (no
 # SYNC byte, impossible length, CRC mismatch, body not CBOR) starts a bad
 # region; the reader looks for the next SYNC byte at which a whole frame checks
@@ -273,13 +278,16 @@ class Scanner:
 
 
 class Journal:
-    def __init__(self, path, sync=True, fs=None, prealloc=0):
+    def __init__(self, path, sync=True, fs=None, prealloc=0, batched=False):
         self.path = path
         self.tmp = path + ".new"
         self.fs = fs or Files()
         self.synced = sync
+        self.batched = batched and not sync
         self.prealloc = prealloc
         self._f = None
+        self._at = -1  # the open file's position when known (a seek flushes its buffer)
+        self._dirty = False  # batched frames not yet handed to the OS
         self.appends = 0
         self.records = 0
         self.syncs = 0
@@ -354,6 +362,7 @@ class Journal:
                 self.alloc = self.end = len(MAGIC)
             else:
                 self._f = fs.open(self.path, "r+b")
+            self._at = -1
         return self._f
 
     def _commit(self, data, sync):
@@ -367,17 +376,29 @@ class Journal:
             f.seek(self.alloc)
             self.fs.write(f, bytes(grow))
             self.alloc += grow
-        f.seek(end)
+            self._at = -1
+        if self._at != end:
+            f.seek(end)
+        self._at = -1  # unknown should the write fail
         self.fs.write(f, data)
-        self.end = need
+        self._at = self.end = need
         if need > self.alloc:
             self.alloc = need
         if sync and self.synced:
             self.fs.sync(f)
             self.syncs += 1
+        elif self.batched:
+            self._dirty = True
         else:
             self.fs.flush(f)
         self.appends += 1
+
+    def flush(self):
+        """Hands batched frames to the OS (see `batched` above)."""
+        if self._dirty:
+            self._dirty = False
+            if self._f is not None:
+                self.fs.flush(self._f)
 
     def append(self, rec, sync=True):
         """Writes one record and (unless sync is False or the journal is
@@ -432,6 +453,7 @@ class Journal:
         self.compactions += 1
 
     def close(self):
+        self._dirty = False
         if self._f is not None:
             f = self._f
             self._f = None

@@ -252,8 +252,8 @@ _APPLY = {
 class Store:
     """A journal and the state it holds. Boot: store = Store(path); problems = store.load()."""
 
-    def __init__(self, path, sync=True, fs=None, compact_bytes=COMPACT_BYTES, prealloc=0):
-        self.journal = jmod.Journal(path, sync, fs, prealloc)
+    def __init__(self, path, sync=True, fs=None, compact_bytes=COMPACT_BYTES, prealloc=0, batched=False):
+        self.journal = jmod.Journal(path, sync, fs, prealloc, batched)
         self.state = State()
         self.problems = []
         self.compact_bytes = compact_bytes
@@ -335,6 +335,10 @@ class Store:
         s["open_tx"] = len(self.state.open)
         s["queue_bytes"] = self.state.queue_bytes
         return s
+
+    def flush(self):
+        """Hands the records of a batched unsynced journal to the OS."""
+        self.journal.flush()
 
     def close(self):
         self.journal.close()

@@ -43,8 +43,9 @@ def charger_settings(args, identity, state_dir):
     return s
 
 
-async def run_charger(settings, make_hw, hub=None, out=None, on_agent=None):
+async def run_charger(settings, make_hw, hub=None, out=None, on_agent=None, make_agent=None):
     """Run one charger until it is stopped; a reboot starts a fresh agent on
-    the same state directory. Returns the number of reboots."""
+    the same state directory. Returns the number of reboots. make_agent:
+    see firmware.main.run_agent (fleets build FleetAgents)."""
     os.makedirs(settings["state_dir"], exist_ok=True)
-    return await run_agent(settings, make_hw, hub, out, on_agent)
+    return await run_agent(settings, make_hw, hub, out, on_agent, make_agent=make_agent)

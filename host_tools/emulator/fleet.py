@@ -11,6 +11,7 @@ import random
 import time
 
 from host_tools.emulator import charger_settings, run_charger
+from host_tools.emulator.fleetio import Driver, FleetAgent, SharedTimers
 from host_tools.emulator.hardware import FleetHardware
 
 LATE_MS = 500  # an action more than this after its scheduled time is late
@@ -52,7 +53,10 @@ class Lateness:
         delay = when - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        ms = (loop.time() - when) * 1000.0
+        self.note((loop.time() - when) * 1000.0)
+
+    def note(self, ms):
+        """One action carried out ms after its time."""
         self.actions += 1
         if ms > self.worst_ms:
             self.worst_ms = ms
@@ -63,31 +67,6 @@ class Lateness:
         return {"sessions": self.sessions, "actions": self.actions, "late": self.late, "late_max_ms": round(self.worst_ms, 1)}
 
 
-async def drive_sessions(hw_of, identity, id_tag, every_s, rng, lateness, stop):
-    """One simulated EV driver: a session every every_s seconds from a random
-    phase, each action at its scheduled time (session_plan)."""
-    loop = asyncio.get_running_loop()
-    start = loop.time() + rng.random() * every_s
-    k = 0
-    while not stop.is_set():
-        t0 = start + k * every_s
-        k += 1
-        for offset, what in session_plan(every_s, rng):
-            await lateness.until(loop, t0 + offset)
-            hw = hw_of(identity)
-            if hw is None or hw.listener is None:
-                break  # not booted yet (or rebooting): this session is skipped
-            if what == "plug":
-                hw.plug(True)
-                lateness.sessions += 1
-            elif what == "card":
-                hw.card(id_tag)
-            elif what == "draw":
-                hw.draw(True)
-            else:
-                hw.plug(False)
-
-
 async def run_fleet(args, duration_s=None, on_agent=None, report=True, stats=None):
     """Run args.count chargers (and their drivers with args.sessions) until
     cancelled or for duration_s. Returns the counters ({"sessions": n,
@@ -96,17 +75,24 @@ async def run_fleet(args, duration_s=None, on_agent=None, report=True, stats=Non
     lateness = Lateness()
     stats = {} if stats is None else stats
     stats["lateness"] = lateness
-    stop = asyncio.Event()
     tasks = []
     rng = random.Random(args.seed if hasattr(args, "seed") else 1)
     base = args.state_dir
+    # One timer heap for every agent and driver; connections read by the
+    # event loop's callbacks (host_tools/emulator/fleetio.py).
+    timers = SharedTimers()
+    drivers = []
+
+    def make_agent(settings, hw, out):
+        return FleetAgent(settings, hw, timers, out=out)
+
     for i in range(args.count):
         ident = "%s-%04d" % (args.id, i + 1)
         s = charger_settings(args, ident, os.path.join(base, ident))
         s["log_frames"] = False
-        tasks.append(asyncio.create_task(run_charger(s, fleet_hardware(args, registry, ident), out=False, on_agent=on_agent)))
+        tasks.append(asyncio.create_task(run_charger(s, fleet_hardware(args, registry, ident), out=False, on_agent=on_agent, make_agent=make_agent)))
         if args.sessions:
-            tasks.append(asyncio.create_task(drive_sessions(registry.get, ident, args.id_tag, args.session_every, random.Random(rng.random()), lateness, stop)))
+            drivers.append(Driver(timers, registry.get, ident, args.id_tag, args.session_every, random.Random(rng.random()), lateness, session_plan))
     # Each task builds its agent in its first step; thousands of long-lived
     # agents are then kept out of the collector's passes (gen 2 over a big
     # fleet takes long enough to make actions late).
@@ -121,7 +107,8 @@ async def run_fleet(args, duration_s=None, on_agent=None, report=True, stats=Non
                 line.update(lateness.snapshot())
                 print(json.dumps(line), flush=True)
     finally:
-        stop.set()
+        for d in drivers:
+            d.stop()
         for t in tasks:
             t.cancel()
     stats["sessions"] = lateness.sessions
