@@ -59,9 +59,52 @@ def head(out, major, n):
 
 def _encode(out, obj, depth):
     t = type(obj)
-    if t is str:
+    # Journal records are lists of small ints, strings and bytes: those are
+    # written here without a call per item (bool is not int: type() keeps
+    # them apart on both runtimes).
+    if t is list or t is tuple:
+        if depth >= MAX_DEPTH:
+            raise CBORError("nesting deeper than %d" % MAX_DEPTH)
+        n = len(obj)
+        if n < 24:
+            out.append(0x80 | n)
+        else:
+            head(out, 4, n)
+        depth += 1
+        for item in obj:
+            ti = type(item)
+            if ti is int and 0 <= item < 24:
+                out.append(item)
+            elif ti is str:
+                b = item.encode()
+                n = len(b)
+                if n < 24:
+                    out.append(0x60 | n)
+                else:
+                    head(out, 3, n)
+                out.extend(b)
+            else:
+                _encode(out, item, depth)
+    elif t is int:
+        if obj >= 0:
+            if obj < 24:
+                out.append(obj)
+            elif obj > _MAX_U64:
+                raise CBORError("integer out of 64-bit range")
+            else:
+                head(out, 0, obj)
+        else:
+            n = -1 - obj
+            if n > _MAX_U64:
+                raise CBORError("integer out of 64-bit range")
+            head(out, 1, n)
+    elif t is str:
         b = obj.encode()
-        head(out, 3, len(b))
+        n = len(b)
+        if n < 24:
+            out.append(0x60 | n)
+        else:
+            head(out, 3, n)
         out.extend(b)
     elif obj is None:
         out.append(0xF6)
@@ -69,24 +112,8 @@ def _encode(out, obj, depth):
         out.append(0xF5)
     elif obj is False:
         out.append(0xF4)
-    elif t is int:
-        if obj >= 0:
-            if obj > _MAX_U64:
-                raise CBORError("integer out of 64-bit range")
-            head(out, 0, obj)
-        else:
-            n = -1 - obj
-            if n > _MAX_U64:
-                raise CBORError("integer out of 64-bit range")
-            head(out, 1, n)
     elif t is float:
         _encode_float(out, obj)
-    elif t is list or t is tuple:
-        if depth >= MAX_DEPTH:
-            raise CBORError("nesting deeper than %d" % MAX_DEPTH)
-        head(out, 4, len(obj))
-        for item in obj:
-            _encode(out, item, depth + 1)
     elif t is dict:
         if depth >= MAX_DEPTH:
             raise CBORError("nesting deeper than %d" % MAX_DEPTH)

@@ -289,6 +289,28 @@ def _index(table, item):
     return table.index(item) if item in table else None
 
 
+if compat.FAST_SETS:
+    # CPython (host fleets pack thousands of payloads a second): dicts.
+    _KEY_CODES = dict((k, i) for i, k in enumerate(KEYS))
+    _VALUE_CODES = dict((v, i) for i, v in enumerate(VALUES))
+    _ENUM_KEYS = frozenset(ENUM_KEYS)
+
+    def _key_code(k):
+        return _KEY_CODES.get(k)
+
+    def _value_code(v):
+        return _VALUE_CODES.get(v)
+
+else:
+    _ENUM_KEYS = ENUM_KEYS
+
+    def _key_code(k):
+        return _index(KEYS, k)
+
+    def _value_code(v):
+        return _index(VALUES, v)
+
+
 def action_code(action):
     code = _index(ACTIONS, action)
     return action if code is None else code
@@ -318,14 +340,16 @@ def _pack(out, obj, depth):
         for k in obj:
             if type(k) is not str:
                 raise ValueError("payload keys must be strings")
-            ik = _index(KEYS, k)
+            ik = _key_code(k)
             if ik is None:
                 cbor.dump_into(out, k)
+            elif ik < 24:
+                out.append(ik)
             else:
                 cbor.head(out, 0, ik)
             v = obj[k]
-            if k in ENUM_KEYS:
-                iv = _index(VALUES, v) if type(v) is str else None
+            if k in _ENUM_KEYS:
+                iv = _value_code(v) if type(v) is str else None
                 if iv is not None:
                     cbor.head(out, 0, iv)
                 elif type(v) is str:
@@ -361,7 +385,7 @@ def unintern(obj):
                 if not 0 <= k < len(KEYS):
                     raise cbor.CBORError("unknown field code %d" % k)
                 k = KEYS[k]
-            if k in ENUM_KEYS:
+            if k in _ENUM_KEYS:
                 tv = type(v)
                 if tv is int:
                     if not 0 <= v < len(VALUES):

@@ -49,6 +49,9 @@ class TxQueue:
         self.max_bytes = max_bytes
         self.in_flight = None
         self.due_ms = None  # earliest time for the head's next try; None: now
+        # The payload of the newest message as enqueue() got it, until its
+        # first try: spares decoding what was just encoded (seq, payload).
+        self._fresh = None
         self.counters = {
             "enqueued": 0,
             "sent": 0,
@@ -90,6 +93,7 @@ class TxQueue:
         for s in victims:
             recs.append([R.K_DROPPED, s])
         self.store.write_many(recs)
+        self._fresh = (seq, payload)
         self.counters["enqueued"] += 1
         self.counters["dropped"] += len(victims)
         return seq
@@ -104,7 +108,7 @@ class TxQueue:
             return None
         seq = st.order[0]
         m = st.msgs[seq]
-        return (seq, m[0], self._payload(m), m[3] + 1)
+        return (seq, m[0], self._payload(m, seq), m[3] + 1)
 
     def sent(self, seq, now_ms):
         """The agent put the CALL for seq on the wire."""
@@ -118,6 +122,8 @@ class TxQueue:
             c["retried"] += 1
         # Not synced: it only tells a later boot that the CSMS may have it.
         self.store.write([R.K_SENT, seq], False)
+        if self._fresh is not None and self._fresh[0] == seq:
+            self._fresh = None
         self.in_flight = seq
         self.due_ms = None
         c["sent"] += 1
@@ -182,7 +188,7 @@ class TxQueue:
         out = []
         for seq in st.parked_seqs():
             m = st.msgs[seq]
-            out.append((seq, m[0], self._payload(m), m[2], m[3]))
+            out.append((seq, m[0], self._payload(m, seq), m[2], m[3]))
         return out
 
     def release(self, seqs):
@@ -194,8 +200,11 @@ class TxQueue:
 
     # -- internals ------------------------------------------------------------
 
-    def _payload(self, m):
-        payload = R.unpack_payload(m[1])
+    def _payload(self, m, seq):
+        # A copy the caller may change: the journal's bytes decoded, or the
+        # dict enqueue() got (its nested values are shared, never changed).
+        fresh = self._fresh
+        payload = dict(fresh[1]) if fresh is not None and fresh[0] == seq else R.unpack_payload(m[1])
         if m[2] is not None and m[0] in _SUBSTITUTE:
             tid = self.state.tx_ids.get(m[2])
             payload["transactionId"] = -1 if tid is None else tid
