@@ -225,7 +225,11 @@ class Agent:
         self.store.flush()
         w = cp.next_wake()
         if w is not None and w < self._sleep_until:
-            self._wake.set()  # the timer loop sleeps past a new deadline
+            self._rearm(w)
+
+    def _rearm(self, w):
+        # The timer loop sleeps past a new deadline w: wake it to sleep less.
+        self._wake.set()
 
     def _send(self, a):
         if self._send_now is not None and not self._outbox:

@@ -77,8 +77,18 @@ else:
         return a + b
 
     _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    from json.encoder import c_make_encoder, encode_basestring
+
+    def _no_default(o):
+        raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+    # What JSONEncoder.encode builds on every call, built once (None without
+    # the C accelerator).
+    _c_encode = None if c_make_encoder is None else c_make_encoder(None, _no_default, encode_basestring, None, ":", ",", False, False, True)
 
     def json_dumps(obj):
+        if _c_encode is not None and type(obj) is not str:
+            return "".join(_c_encode(obj, 0))
         return _dumps(obj)
 
     def print_exception(exc, file=None):
@@ -223,12 +233,25 @@ class Monotonic:
         self._ticks = ticks
         self._last = ticks()
         self._ms = 0
+        if not IS_MICROPYTHON and ticks is ticks_ms:
+            # CPython's clock does not wrap: read it directly (the agent
+            # reads the time after every event).
+            self.now = _ms_since(time.monotonic())
 
     def now(self):
         t = self._ticks()
         self._ms += ticks_diff(t, self._last)
         self._last = t
         return self._ms
+
+
+def _ms_since(t0):
+    mono = time.monotonic
+
+    def now():
+        return int((mono() - t0) * 1000)
+
+    return now
 
 
 def is_int(value):

@@ -291,6 +291,13 @@ class FleetAgent(Agent):
         finally:
             self._due = None
 
+    def _rearm(self, w):
+        # A new deadline before the planned pass: the pass moves to it (the
+        # agent's own loop would run a pass now and then sleep until it).
+        self._sleep_until = w
+        delay = w - self.mono.now()
+        self._schedule(self._fleet_timers.loop.time() + (delay / 1000.0 if delay > 0 else 0.0))
+
     def _schedule(self, when):
         if self._over is None or self._over.done():
             return

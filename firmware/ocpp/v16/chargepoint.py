@@ -545,36 +545,50 @@ class ChargePoint:
 
     def next_wake(self):
         """The monotonic ms at which tick() must next run (None: only on events)."""
-        t = []
-        if self.ep is not None:
-            d = self.ep.deadline()
-            if d is not None:
-                t.append(d)
-            if not self.ep.busy():
-                if self.boot != BOOT_ACCEPTED:
-                    t.append(self.next_boot)
-                else:
-                    hb = self.config.get("HeartbeatInterval")
-                    if hb > 0:
-                        t.append(self.last_sent + hb * 1000)
-                    w = self.txq.wake_at()
-                    if w is not None:
-                        t.append(w)
-        for c in self.connectors[1:]:
-            if c.auth is not None and c.tx is None:
-                t.append(c.auth[2])
-            if c.tx is not None and c.next_sample is not None:
-                t.append(c.next_sample)
+        # Called after every event: a running minimum, no list.
+        t = None
+        ep = self.ep
+        if ep is not None:
+            p = ep.pending
+            if p is not None:
+                t = p[3]  # the outstanding CALL's deadline
+            elif self.boot != BOOT_ACCEPTED:
+                t = self.next_boot
+            else:
+                hb = self.config.values["HeartbeatInterval"]
+                if hb > 0:
+                    t = self.last_sent + hb * 1000
+                w = self.txq.wake_at()
+                if w is not None and (t is None or w < t):
+                    t = w
+        conns = self.connectors
+        for i in range(1, len(conns)):
+            c = conns[i]
+            if c.tx is None:
+                if c.auth is not None:
+                    w = c.auth[2]
+                    if t is None or w < t:
+                        t = w
+            elif c.next_sample is not None:
+                w = c.next_sample
+                if t is None or w < t:
+                    t = w
+            w = c.locking
+            if w is not None and (t is None or w < t):
+                t = w
         if self.next_aligned is not None and self.offset is not None:
-            t.append(self.next_aligned - self.offset)
+            w = self.next_aligned - self.offset
+            if t is None or w < t:
+                t = w
         for cid in self.unlocks:
-            t.append(self.unlocks[cid][1])
-        for c in self.connectors[1:]:
-            if c.locking is not None:
-                t.append(c.locking)
+            w = self.unlocks[cid][1]
+            if t is None or w < t:
+                t = w
         if self.reset is not None:
-            t.append(self.reset[1])
-        return min(t) if t else None
+            w = self.reset[1]
+            if t is None or w < t:
+                t = w
+        return t
 
     # ---- metering -------------------------------------------------------------------------
 
