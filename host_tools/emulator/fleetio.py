@@ -17,6 +17,7 @@
 # - FleetAgent: the Agent with its timer loop on SharedTimers.
 import asyncio
 import heapq
+import math
 
 from firmware.agent import Agent, _default_transport
 from firmware.compat import print_exception, wire
@@ -217,11 +218,14 @@ _RUNNING = float("-inf")
 class SharedTimers:
     """One timer heap for a fleet: at(when, fn, arg) runs fn(arg, when) at
     loop time `when` (seconds), from a single loop timer armed for the
-    earliest entry. Entries are never cancelled; their owners ignore the
-    ones they superseded."""
+    earliest entry, on a grid of `tick` seconds: what falls due within one
+    tick runs in one wake-up of the process (an agent's own timer loop
+    coalesces 20 ms the same way). Entries are never cancelled; their owners
+    ignore the ones they superseded."""
 
-    def __init__(self, loop=None):
+    def __init__(self, loop=None, tick=0.01):
         self.loop = loop or asyncio.get_running_loop()
+        self.tick = tick
         self.heap = []
         self.seq = 0
         self._handle = None
@@ -235,10 +239,14 @@ class SharedTimers:
             self._arm(when)
 
     def _arm(self, when):
+        # The grid point at or after `when`; re-armed only for an earlier one.
+        g = math.ceil(when / self.tick) * self.tick
+        if self._armed is not None and g >= self._armed:
+            return
         if self._handle is not None:
             self._handle.cancel()
-        self._armed = when
-        self._handle = self.loop.call_at(when, self._run)
+        self._armed = g
+        self._handle = self.loop.call_at(g, self._run)
 
     def _run(self):
         self._handle = None
