@@ -350,6 +350,7 @@ async def _ours(url, n, window_s, profile=None, state_dir=None):
 
     args = parse_args(["--csms", url, "--id", "BF", "--count", str(n), "--state-dir", state_dir, "--sessions",
                        "--session-every", str(SESSION_EVERY_S), "--id-tag", ID_TAG, "--no-sync", "--quiet",
+                       "--journal-flush", os.environ.get("JFLUSH", "0"),
                        "--set", "MeterValueSampleInterval=%d" % SAMPLE_INTERVAL_S, "--set", "ClockAlignedDataInterval=0",
                        "--backoff-min", "0.5", "--backoff-base", "2", "--backoff-max", "5"])
     agents = {}

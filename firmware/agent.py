@@ -222,10 +222,14 @@ class Agent:
             self._performing = False
         while self._held:
             self.hw_event(self._held.pop(0))
-        self.store.flush()
+        self._flush_journal()
         w = cp.next_wake()
         if w is not None and w < self._sleep_until:
             self._rearm(w)
+
+    def _flush_journal(self):
+        # An unsynced journal hands what this step wrote to the OS now.
+        self.store.flush()
 
     def _rearm(self, w):
         # The timer loop sleeps past a new deadline w: wake it to sleep less.

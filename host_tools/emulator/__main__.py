@@ -9,6 +9,8 @@
   --coil-fd N         host board: the contactor coil level goes to this fd
   --set KEY=VALUE     an OCPP configuration default (repeatable)
   --no-sync           do not fsync the journal (fleets; printed at start)
+  --journal-flush S   fleets with --no-sync: hand new journal records to the
+                      OS every S seconds instead of after every agent step
   --quiet             no message log on stdout
 """
 import argparse
@@ -34,6 +36,8 @@ def parse_args(argv):
     p.add_argument("--coil-fd", type=int, help="host board: write the contactor coil level (1/0) to this inherited file descriptor")
     p.add_argument("--set", dest="ocpp", action="append", default=[], metavar="KEY=VALUE", help="OCPP configuration default")
     p.add_argument("--no-sync", action="store_true", help="keep journals unsynced (fleet runs)")
+    p.add_argument("--journal-flush", dest="journal_flush_s", type=float, default=0.0, metavar="S",
+                   help="fleet with --no-sync: hand journal records to the OS every S seconds (0: after every agent step)")
     p.add_argument("--quiet", dest="log_frames", action="store_false", help="no message log on stdout")
     p.add_argument("--security-profile", dest="security_profile", type=int)
     p.add_argument("--authorization-key", dest="authorization_key")
@@ -115,10 +119,10 @@ async def main_one(args):
 
 
 async def main_fleet(args):
-    from host_tools.emulator.fleet import run_fleet
+    from host_tools.emulator.fleet import journal_note, run_fleet
 
     if args.no_sync:
-        print(json.dumps({"event": "fleet", "journals": "unsynced (--no-sync): a crash of this host may lose the newest records"}), flush=True)
+        print(json.dumps({"event": "fleet", "journals": journal_note(args)}), flush=True)
     await run_fleet(args)
 
 

@@ -11,7 +11,7 @@ import random
 import time
 
 from host_tools.emulator import charger_settings, run_charger
-from host_tools.emulator.fleetio import Driver, FleetAgent, SharedTimers
+from host_tools.emulator.fleetio import Driver, FleetAgent, JournalFlusher, SharedTimers
 from host_tools.emulator.hardware import FleetHardware
 
 LATE_MS = 500  # an action more than this after its scheduled time is late
@@ -25,6 +25,17 @@ def fleet_hardware(args, registry=None, identity=None):
         return hw
 
     return make
+
+
+def journal_note(args):
+    """How a fleet keeps its journals, for its output."""
+    if not args.no_sync:
+        return "synced: fsync per record"
+    every = getattr(args, "journal_flush_s", 0)
+    if every > 0:
+        return ("unsynced (--no-sync), new records handed to the OS every %g s: a crash of this process may lose "
+                "the last %g s of records, of this host the newest" % (every, every))
+    return "unsynced (--no-sync), records handed to the OS after every agent step: a crash of this host may lose the newest"
 
 
 def session_plan(every_s, rng):
@@ -82,9 +93,11 @@ async def run_fleet(args, duration_s=None, on_agent=None, report=True, stats=Non
     # event loop's callbacks (host_tools/emulator/fleetio.py).
     timers = SharedTimers()
     drivers = []
+    every = getattr(args, "journal_flush_s", 0)
+    flusher = JournalFlusher(timers, every) if args.no_sync and every > 0 else None
 
     def make_agent(settings, hw, out):
-        return FleetAgent(settings, hw, timers, out=out)
+        return FleetAgent(settings, hw, timers, out=out, flusher=flusher)
 
     for i in range(args.count):
         ident = "%s-%04d" % (args.id, i + 1)

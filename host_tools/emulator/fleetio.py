@@ -279,17 +279,46 @@ class _Wake:
         pass
 
 
+class JournalFlusher:
+    """Hands the fleet's unsynced journals to the OS every `every_s` seconds
+    (on SharedTimers), for the journals written to since the last time."""
+
+    def __init__(self, timers, every_s):
+        self.timers = timers
+        self.every_s = every_s
+        self.dirty = {}
+        self._tick(None)
+
+    def mark(self, store):
+        self.dirty[store] = True
+
+    def _tick(self, when):
+        dirty = self.dirty
+        self.dirty = {}
+        for store in dirty:
+            store.flush()
+        self.timers.at(self.timers.loop.time() + self.every_s, JournalFlusher._tick, self)
+
+
 class FleetAgent(Agent):
     """The agent with its timer loop as entries of a fleet's SharedTimers
     (no task sleeping per charger) and its connections pushed (no reader
-    task). Everything else is Agent."""
+    task); with a JournalFlusher, its unsynced journal is handed to the OS
+    by the flusher rather than after every step. Everything else is Agent."""
 
-    def __init__(self, settings, hw, timers, out=False, transport_factory=push_transport):
+    def __init__(self, settings, hw, timers, out=False, transport_factory=push_transport, flusher=None):
         self._fleet_timers = timers
+        self._flusher = flusher
         self._due = None
         self._over = None
         super().__init__(settings, hw, transport_factory=transport_factory, out=out)
         self._wake = _Wake(self)
+
+    def _flush_journal(self):
+        if self._flusher is None:
+            self.store.flush()
+        else:
+            self._flusher.mark(self.store)
 
     async def _timers(self):
         self._over = self._fleet_timers.loop.create_future()
