@@ -113,7 +113,7 @@ class Agent:
         self.cp = cpm.ChargePoint(
             settings["identity"], n, self.store, self.txq, boot_info(settings), config=cfg, check=tables[1], actions_table=tables[0], wall_ms=wall_ms
         )
-        self.cp.log_frame = self._log_frame
+        self._set_frame_log()
         fixed = getattr(hw, "fixed_cable", None)
         for c in self.cp.connectors[1:]:
             c.has_lock = not (fixed and fixed[c.id])
@@ -286,9 +286,16 @@ class Agent:
         for w in self.console_writers:
             w(line)
 
+    def _set_frame_log(self):
+        # The core's frame log callback, only while something takes its lines
+        # (a fleet that prints nothing builds no record per frame).
+        wanted = (self.log_frames and self.out is not False) or self.frames_to_console or self.log_file is not None
+        fn = self._log_frame if wanted else None
+        self.cp.log_frame = fn
+        if self.cp.ep is not None:
+            self.cp.ep.log = fn
+
     def _log_frame(self, direction, mtype, msg_id, action, body, rtt_ms):
-        if not (self.log_frames or self.frames_to_console or self.log_file):
-            return
         wall = self.cp.wall(self.mono.now())
         rec = msglog.record(wall if wall is not None else 0, direction, mtype, msg_id, action, body, rtt_ms)
         rec["event"] = "frame"
@@ -467,6 +474,7 @@ class Agent:
 
     def console_frames(self, req):
         self.frames_to_console = req.get("state", "on") != "off"
+        self._set_frame_log()
         return {"frames": self.frames_to_console}
 
     def console_queue(self, req):

@@ -27,20 +27,20 @@ def civil_from_days(z):
     return y + (m <= 2), m, d
 
 
-_day = [None, ""]  # the last day formatted and its "YYYY-MM-DDT"
+_last = [None, ""]  # the second formatted last and its "YYYY-MM-DDTHH:MM:SS."
 
 
 def iso8601(epoch_ms):
     """2026-11-25T15:56:40.123Z: UTC, milliseconds, as OCPP messages carry it."""
     secs, ms = divmod(int(epoch_ms), 1000)
-    days, rem = divmod(secs, 86400)
-    if days != _day[0]:
+    if secs != _last[0]:
+        days, rem = divmod(secs, 86400)
         y, mo, d = civil_from_days(days)
-        _day[1] = "%04d-%02d-%02dT" % (y, mo, d)
-        _day[0] = days
-    hh, rem = divmod(rem, 3600)
-    mm, ss = divmod(rem, 60)
-    return "%s%02d:%02d:%02d.%03dZ" % (_day[1], hh, mm, ss, ms)
+        hh, rem = divmod(rem, 3600)
+        mm, ss = divmod(rem, 60)
+        _last[1] = "%04d-%02d-%02dT%02d:%02d:%02d." % (y, mo, d, hh, mm, ss)
+        _last[0] = secs
+    return "%s%03dZ" % (_last[1], ms)
 
 
 def _digits(s, i, n):

@@ -128,6 +128,23 @@ else:
 
 json_loads = json.loads
 
+if not IS_MICROPYTHON:
+    from json.scanner import make_scanner as _make_scanner
+
+    _scan = _make_scanner(json.JSONDecoder())
+
+    def json_loads(text):
+        # The C scanner straight away (json.loads goes through two Python
+        # layers first); anything unusual (whitespace around the value, bad
+        # JSON) takes json.loads, which answers or raises as always.
+        try:
+            obj, end = _scan(text, 0)
+        except StopIteration:
+            return json.loads(text)
+        if end != len(text):
+            return json.loads(text)
+        return obj
+
 _CRC_TABLE = None
 
 
