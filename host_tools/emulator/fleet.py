@@ -21,9 +21,21 @@ def fleet_hardware(args, registry=None, identity=None):
     return make
 
 
+async def _until(event, seconds):
+    """Sleep `seconds`, or less if `event` is set meanwhile; True if it was."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
 async def drive_sessions(hw_of, identity, id_tag, every_s, rng, stats, stop):
-    """One simulated EV driver: sessions at random intervals (mean every_s)."""
-    await asyncio.sleep(rng.random() * every_s)
+    """One simulated EV driver: sessions at random intervals (mean every_s).
+    Once `stop` is set, a session under way ends at once (tap, unplug) and the
+    driver returns: a fleet can be ended without a session left open."""
+    if await _until(stop, rng.random() * every_s):
+        return
     while not stop.is_set():
         hw = hw_of(identity)
         if hw is None or hw.listener is None:
@@ -36,12 +48,13 @@ async def drive_sessions(hw_of, identity, id_tag, every_s, rng, stats, stop):
         await asyncio.sleep(0.2)
         hw.draw(True)
         stats["sessions"] += 1
-        await asyncio.sleep(charge_s)
+        await _until(stop, charge_s)
         hw = hw_of(identity) or hw
         hw.card(id_tag)
         await asyncio.sleep(0.2)
         hw.plug(False)
-        await asyncio.sleep(every_s - charge_s + rng.random() * 0.1 * every_s)
+        if await _until(stop, every_s - charge_s + rng.random() * 0.1 * every_s):
+            return
 
 
 async def run_fleet(args, duration_s=None, on_agent=None):
