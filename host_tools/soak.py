@@ -28,6 +28,8 @@ import time
 import traceback
 import types
 
+from host_tools.soak_audit import CSMS_KINDS, reconcile
+
 ID_TAG = "SOAK-TAG"
 PREFIX = "SOAK-"
 
@@ -45,15 +47,7 @@ CSMS_FAULTS = {
     "process_probability": 0.5,
     "refuse_seconds": 5,
 }
-CSMS_KINDS = ("call_error", "delay", "no_answer", "drop", "malformed", "refused")
 
-# Ledger outcomes of a transaction message the CSMS processed (storage.OUTCOMES).
-PROCESSED = frozenset(("started", "duplicate_start", "stopped", "duplicate_stop", "conflicting_stop",
-                       "stop_unknown", "stop_minus_one", "meter_values", "duplicate"))
-DUPLICATE_OUTCOMES = frozenset(("duplicate_start", "duplicate_stop", "duplicate"))
-# meterStart and meterStop are whole Wh of a register the meter shows to 0.1 Wh:
-# each end may be off by 0.55 Wh from the simulated meter's exact energy.
-METER_TOLERANCE_WH = 1.1
 # Actions the CSMS keeps in its ledger (1.6).
 LEDGER_ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues")
 # Agent events kept in the trace.
@@ -127,6 +121,7 @@ class Trace:
       ["c", id, t, messageId, action]                 a CALL of a ledger action went on the wire
       ["s", id, t, seq, messageId]                    it was a try of queued message seq
       ["r", id, t, seq, outcome, transactionId]       its try ended: ok, error, timeout, lost, refused
+      ["p", id, t, seq]                               it was given up (parked) after its last try
       ["h", id, t, relay_on, energy_wh]               the contactor switched (simulated meter register)
       ["e", id, t, event, data]                       agent events (connected, disconnected, ...)
       ["x", id, t, text]                              the agent's task ended with an exception
@@ -167,6 +162,8 @@ class Trace:
     def attach(self, ident, agent):
         """Hooks on the agent's queue and message log (host instrumentation;
         the agent's code is unchanged)."""
+        from firmware.store.txqueue import PARKED
+
         q = agent.txq
         calls = self.calls
         write = self.write
@@ -204,6 +201,8 @@ class Trace:
                 out = fn(seq, now_ms)
                 if out is not None:
                     write(["r", ident, now(), seq, outcome, None])
+                    if out[0] == PARKED:
+                        write(["p", ident, now(), seq])
                 return out
             return hook
 
@@ -386,151 +385,197 @@ def drained(agent):
     return True
 
 
-async def run_soak(o, say=print):
-    import random
+class Soak:
+    """One soak run; run() returns the reconciled result (soak_audit.reconcile)
+    with "checks" and "passed"."""
 
-    from host_tools.chaos_proxy import ChaosProxy
-    from host_tools.emulator import run_charger
-    from host_tools.emulator.fleet import drive_sessions
+    def __init__(self, o, say=print):
+        self.o = o
+        self.say = say
+        self.paths = _paths(o)
+        self.t0 = time.monotonic()
+        self.agents, self.hws, self.tasks, self.drivers = {}, {}, {}, []
+        self.stop = asyncio.Event()
+        self.sampling = asyncio.Event()
+        self.dstats = {"sessions": 0}
+        self.rss = []
+        self.restarts = []
+        self.marks = {}
+        self.csms = self.proxy = self.trace = self.exceptions = None
 
-    paths = _paths(o)
-    shutil.rmtree(paths["dir"], ignore_errors=True)
-    os.makedirs(paths["state"])
-    loop = asyncio.get_running_loop()
-    t0 = time.monotonic()
+    def clock(self):
+        return time.monotonic() - self.t0
 
-    def clock():
-        return time.monotonic() - t0
+    async def run(self):
+        self._fresh_dir()
+        self.trace = Trace(self.paths["trace"], self.clock)
+        self.exceptions = Exceptions(self.paths["exceptions"])
+        self.exceptions.install(asyncio.get_running_loop())
+        self.csms = CsmsProcess(self.o, self.paths)
+        try:
+            await self._start()
+            helpers = [asyncio.ensure_future(self._sample()), asyncio.ensure_future(self._progress())]
+            await self._sessions()
+            await self._drain()
+            self.sampling.set()
+            await helpers[0]
+            helpers[1].cancel()
+            await self._stop_fleet()
+        finally:
+            for t in self.drivers + list(self.tasks.values()):
+                t.cancel()
+            if self.proxy is not None:
+                await self.proxy.stop()
+            await self.csms.stop()
+            self.trace.close()
+            self.exceptions.close()
+        m = reconcile(self.o, self.paths, self._meta())
+        m["checks"] = checks(self.o, m)
+        m["passed"] = all(ok for _, ok, _ in m["checks"])
+        return m
 
-    trace = Trace(paths["trace"], clock)
-    exceptions = Exceptions(paths["exceptions"])
-    exceptions.install(loop)
-    csms = CsmsProcess(o, paths)
-    await csms.start()
-    proxy = ChaosProxy(("127.0.0.1", csms.port), seed=o.seed, random=o.proxy_faults, log_path=paths["proxy_log"])
-    await proxy.start()
-    url = proxy.url("/ocpp")
-    say("soak: %d chargers for %.1f min, seed %d, journals %s" % (
-        o.chargers, o.minutes, o.seed,
-        "synced (fsync per record)" if o.sync else "UNSYNCED (no fsync: a crash of this host could lose their newest "
-        "records; the agents' logic is the same)"))
-    say("csms: its own process (pid %d) on 127.0.0.1:%d, database %s, random faults %s" % (
-        csms.proc.pid, csms.port, paths["db"], json.dumps(o.csms_faults, separators=(",", ":"))))
-    say("proxy: %s -> 127.0.0.1:%d, random faults %s" % (
-        url, csms.port, json.dumps(o.proxy_faults, separators=(",", ":"))))
+    def _fresh_dir(self):
+        # Only what an earlier soak left here is removed.
+        paths = self.paths
+        shutil.rmtree(paths["state"], ignore_errors=True)
+        for key in ("trace", "db", "csms_messages", "csms_log", "proxy_log", "exceptions"):
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(paths[key] + suffix):
+                    os.remove(paths[key] + suffix)
+        os.makedirs(paths["state"])
 
-    MeteredHardware = metered_hardware_class()
-    agents, hws, tasks, drivers = {}, {}, {}, []
-    stop = asyncio.Event()
-    dstats = {"sessions": 0}
-    rng = random.Random(o.seed)
-    for i in range(o.chargers):
-        ident = "%s%04d" % (PREFIX, i + 1)
-        settings = _settings(o, ident, os.path.join(paths["state"], ident), url)
-        power = 7400.0 + rng.random() * 3600.0
+    async def _start(self):
+        import random
 
-        def make(ident=ident, power=power):
-            hw = hws[ident] = MeteredHardware(trace, ident, power)
-            return hw
+        from host_tools.chaos_proxy import ChaosProxy
+        from host_tools.emulator import run_charger
+        from host_tools.emulator.fleet import drive_sessions
 
-        def on_agent(agent, ident=ident):
-            agents[ident] = agent
-            trace.attach(ident, agent)
+        o, paths, say, trace = self.o, self.paths, self.say, self.trace
+        await self.csms.start()
+        self.proxy = ChaosProxy(("127.0.0.1", self.csms.port), seed=o.seed, random=o.proxy_faults,
+                                log_path=paths["proxy_log"])
+        await self.proxy.start()
+        url = self.proxy.url("/ocpp")
+        say("soak: %d chargers for %.1f min, seed %d, journals %s" % (
+            o.chargers, o.minutes, o.seed,
+            "synced (fsync per record)" if o.sync else "UNSYNCED (no fsync: a crash of this host could lose their "
+            "newest records; the agents' logic is the same)"))
+        say("csms: its own process (pid %d) on 127.0.0.1:%d, database %s, random faults %s" % (
+            self.csms.proc.pid, self.csms.port, paths["db"], json.dumps(o.csms_faults, separators=(",", ":"))))
+        say("proxy: %s -> 127.0.0.1:%d, random faults %s" % (
+            url, self.csms.port, json.dumps(o.proxy_faults, separators=(",", ":"))))
+        MeteredHardware = metered_hardware_class()
+        agents, hws = self.agents, self.hws
+        rng = random.Random(o.seed)
+        for i in range(o.chargers):
+            ident = "%s%04d" % (PREFIX, i + 1)
+            settings = _settings(o, ident, os.path.join(paths["state"], ident), url)
+            power = 7400.0 + rng.random() * 3600.0
 
-        task = asyncio.ensure_future(run_charger(settings, make, out=trace.out_for(ident), on_agent=on_agent))
-        task.add_done_callback(_task_end(trace, ident, stop))
-        tasks[ident] = task
-        drivers.append(asyncio.ensure_future(drive_sessions(
-            hws.get, ident, ID_TAG, o.session_every, random.Random(rng.random()), dstats, stop)))
+            def make(ident=ident, power=power):
+                hw = hws[ident] = MeteredHardware(trace, ident, power)
+                return hw
 
-    rss = []
-    sampling = asyncio.Event()
+            def on_agent(agent, ident=ident):
+                agents[ident] = agent
+                trace.attach(ident, agent)
 
-    async def sample():
-        while not sampling.is_set():
+            task = asyncio.ensure_future(run_charger(settings, make, out=trace.out_for(ident), on_agent=on_agent))
+            task.add_done_callback(_task_end(trace, ident, self.stop))
+            self.tasks[ident] = task
+            self.drivers.append(asyncio.ensure_future(drive_sessions(
+                hws.get, ident, ID_TAG, o.session_every, random.Random(rng.random()), self.dstats, self.stop)))
+
+    async def _sessions(self):
+        """Sessions for the whole run, with the CSMS restarts spread over it."""
+        o, trace = self.o, self.trace
+        for k in range(o.restarts):
+            await asyncio.sleep(max(0.0, o.duration * (k + 1) / (o.restarts + 1) - self.clock()))
+            down = trace.now()
+            trace.write(["k", down, "down", k + 1])
+            await self.csms.kill()
+            await asyncio.sleep(o.restart_down)
+            await self.csms.start(self.csms.port)
+            up = trace.now()
+            trace.write(["k", up, "up", k + 1])
+            self.restarts.append((down, up))
+            self.say("[%5.0f s] CSMS killed (SIGKILL) and started again after %.1f s (pid %d)" % (
+                down, up - down, self.csms.proc.pid))
+        await asyncio.sleep(max(0.0, o.duration - self.clock()))
+
+    async def _drain(self):
+        """Drivers end their sessions, the faults stop, the queues drain."""
+        o, trace, agents = self.o, self.trace, self.agents
+        self.stop.set()
+        self.marks["end_sessions"] = trace.now()
+        await asyncio.wait(self.drivers, timeout=o.session_every + 30)
+        self.proxy.faults_off()
+        if await self.csms.api("DELETE", "/api/faults/random") != 200:
+            self.say("could not switch the CSMS faults off")
+        faults_off = self.marks["faults_off"] = trace.now()
+        self.say("[%5.0f s] sessions ended; faults off; draining" % faults_off)
+        deadline = self.clock() + o.drain_timeout
+        while self.clock() < deadline:
+            if len(agents) == o.chargers and all(drained(a) for a in agents.values()):
+                break
+            await asyncio.sleep(0.5)
+        self.marks["drain_s"] = round(self.clock() - faults_off, 1)
+        self.say("[%5.0f s] drain %s after %.1f s" % (
+            self.clock(), "complete" if all(drained(a) for a in agents.values()) else "INCOMPLETE",
+            self.marks["drain_s"]))
+
+    async def _stop_fleet(self):
+        trace = self.trace
+        for ident, agent in self.agents.items():
+            st = agent.store.state
+            hw = self.hws[ident]
+            hw._integrate()
+            trace.write(["f", ident, trace.now(), {
+                "queued": list(st.order), "parked": list(st.parked_seqs()), "open": list(st.open),
+                "drained": drained(agent), "counters": agent.txq.counters, "energy": hw.energy_wh}])
+        self.marks["stopped_at"] = trace.now()
+        for agent in self.agents.values():
+            agent.stop()
+        await asyncio.wait(list(self.tasks.values()), timeout=30)
+
+    async def _sample(self):
+        while not self.sampling.is_set():
             # After a full collection: CPython 3.11's asyncio.wait_for leaves
             # reference cycles for the collector, which would otherwise show
             # as up to ~25 % more objects until its next full pass.
             gc.collect()
-            rss.append((round(clock(), 1), rss_kb(), sys.getallocatedblocks()))
+            self.rss.append((round(self.clock(), 1), rss_kb(), sys.getallocatedblocks()))
             try:
-                await asyncio.wait_for(sampling.wait(), o.rss_every)
+                await asyncio.wait_for(self.sampling.wait(), self.o.rss_every)
             except asyncio.TimeoutError:
                 pass
 
-    async def progress():
+    async def _progress(self):
+        o, agents = self.o, self.agents
         while o.progress_every > 0:
             await asyncio.sleep(o.progress_every)
             online = sum(1 for a in agents.values() if a.cp.online)
             queued = sum(len(a.store.state.order) for a in agents.values())
-            say("[%5.0f s] sessions %d, online %d/%d, queued %d, CALLs %d, proxy faults %d, rss %.1f MB" % (
-                clock(), dstats["sessions"], online, o.chargers, queued, sum(trace.calls.values()),
-                sum(proxy.counts.values()), rss_kb() / 1024.0))
+            self.say("[%5.0f s] sessions %d, online %d/%d, queued %d, CALLs %d, proxy faults %d, rss %.1f MB" % (
+                self.clock(), self.dstats["sessions"], online, o.chargers, queued, sum(self.trace.calls.values()),
+                sum(self.proxy.counts.values()), rss_kb() / 1024.0))
 
-    sampler = asyncio.ensure_future(sample())
-    reporter = asyncio.ensure_future(progress())
-    restarts = []
-    for k in range(o.restarts):
-        at = o.duration * (k + 1) / (o.restarts + 1)
-        await asyncio.sleep(max(0.0, at - clock()))
-        down = trace.now()
-        trace.write(["k", down, "down", k + 1])
-        await csms.kill()
-        await asyncio.sleep(o.restart_down)
-        await csms.start(csms.port)
-        up = trace.now()
-        trace.write(["k", up, "up", k + 1])
-        restarts.append((down, up))
-        say("[%5.0f s] CSMS killed (SIGKILL) and started again after %.1f s (pid %d)" % (
-            down, up - down, csms.proc.pid))
-    await asyncio.sleep(max(0.0, o.duration - clock()))
+    def _meta(self):
+        o, trace, proxy, exc = self.o, self.trace, self.proxy, self.exceptions
+        meta = {
+            "chargers": o.chargers, "minutes": o.minutes, "seed": o.seed, "synced": o.sync,
+            "sessions_driven": self.dstats["sessions"], "restarts": self.restarts, "rss": self.rss,
+            "proxy_counts": dict(proxy.counts), "proxy_stats": dict(proxy.stats),
+            "calls": dict(trace.calls), "events": dict(trace.events),
+            "exceptions_printed": exc.printed, "exceptions_unhandled": exc.unhandled,
+        }
+        meta.update(self.marks)
+        return meta
 
-    # The end: drivers finish their sessions, faults stop, queues drain.
-    stop.set()
-    end_sessions = trace.now()
-    await asyncio.wait(drivers, timeout=o.session_every + 30)
-    proxy.faults_off()
-    if await csms.api("DELETE", "/api/faults/random") != 200:
-        say("could not switch the CSMS faults off")
-    faults_off = trace.now()
-    say("[%5.0f s] sessions ended; faults off; draining" % faults_off)
-    deadline = clock() + o.drain_timeout
-    while clock() < deadline:
-        if len(agents) == o.chargers and all(drained(a) for a in agents.values()):
-            break
-        await asyncio.sleep(0.5)
-    drain_s = round(clock() - faults_off, 1)
-    say("[%5.0f s] drain %s after %.1f s" % (
-        clock(), "complete" if all(drained(a) for a in agents.values()) else "INCOMPLETE", drain_s))
-    sampling.set()
-    await sampler
-    reporter.cancel()
-    for ident, agent in agents.items():
-        st = agent.store.state
-        hw = hws[ident]
-        hw._integrate()
-        trace.write(["f", ident, trace.now(), {
-            "queued": list(st.order), "parked": list(st.parked_seqs()), "open": list(st.open),
-            "drained": drained(agent), "counters": agent.txq.counters, "energy": hw.energy_wh}])
-    stop_at = trace.now()
-    for agent in agents.values():
-        agent.stop()
-    await asyncio.wait(list(tasks.values()), timeout=30)
-    await proxy.stop()
-    await csms.stop()
-    trace.close()
-    exceptions.close()
-    meta = {
-        "chargers": o.chargers, "minutes": o.minutes, "seed": o.seed, "synced": o.sync,
-        "sessions_driven": dstats["sessions"], "restarts": restarts, "end_sessions": end_sessions,
-        "faults_off": faults_off, "drain_s": drain_s, "stopped_at": stop_at, "rss": rss,
-        "proxy_counts": dict(proxy.counts), "proxy_stats": dict(proxy.stats),
-        "calls": dict(trace.calls), "events": dict(trace.events),
-        "exceptions_printed": exceptions.printed, "exceptions_unhandled": exceptions.unhandled,
-        "ended_early": sorted(i for i, t in tasks.items() if t.done() and not t.cancelled()
-                              and t.exception() is not None),
-    }
-    return reconcile(o, paths, meta)
+
+async def run_soak(o, say=print):
+    return await Soak(o, say).run()
 
 
 def _task_end(trace, ident, stop):
@@ -544,367 +589,6 @@ def _task_end(trace, ident, stop):
         elif not stop.is_set():
             trace.write(["x", ident, trace.now(), "run() returned before the end of the soak"])
     return done
-
-
-# -- reconciliation ---------------------------------------------------------------------------------------
-
-
-class Msg:
-    __slots__ = ("seq", "action", "local", "payload", "ids", "results", "answered", "tid", "rows")
-
-    def __init__(self, seq, action, local, payload):
-        self.seq = seq
-        self.action = action
-        self.local = local
-        self.payload = payload
-        self.ids = []
-        self.results = []
-        self.answered = None
-        self.tid = None
-        self.rows = []
-
-
-class Charger:
-    def __init__(self, ident):
-        self.ident = ident
-        self.msgs = {}
-        self.by_id = {}
-        self.calls = set()  # messageIds of every ledger-action CALL
-        self.start_of = {}  # local_tx -> seq of its StartTransaction
-        self.stop_of = {}
-        self.energy = {}  # local_tx -> [register at relay close, register at relay open]
-        self.last_on = None
-        self.stopping = None
-        self.events = []  # (t, name)
-        self.final = None
-        self.crash = None
-
-
-def read_trace(path):
-    chargers = {}
-    marks = []
-
-    def ch(ident):
-        c = chargers.get(ident)
-        if c is None:
-            c = chargers[ident] = Charger(ident)
-        return c
-
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            kind = r[0]
-            if kind == "k":
-                marks.append(r)
-                continue
-            c = ch(r[1])
-            if kind == "q":
-                m = c.msgs[r[3]] = Msg(r[3], r[4], r[5], r[6])
-                if m.action == "StartTransaction":
-                    c.start_of[m.local] = m.seq
-                    c.energy[m.local] = [c.last_on, None]
-                elif m.action == "StopTransaction":
-                    c.stop_of[m.local] = m.seq
-                    c.stopping = m.local
-            elif kind == "c":
-                c.calls.add(r[3])
-            elif kind == "s":
-                m = c.msgs[r[3]]
-                m.ids.append(r[4])
-                c.by_id[r[4]] = m
-            elif kind == "r":
-                m = c.msgs[r[3]]
-                m.results.append(r[4])
-                if r[4] == "ok":
-                    m.answered = m.ids[-1]
-                    m.tid = r[5]
-            elif kind == "h":
-                if r[3]:
-                    c.last_on = r[4]
-                elif c.stopping is not None:
-                    c.energy[c.stopping][1] = r[4]
-                    c.stopping = None
-            elif kind == "e":
-                c.events.append((r[2], r[3]))
-            elif kind == "f":
-                c.final = r[3]
-            elif kind == "x":
-                c.crash = r[3]
-    return chargers, marks
-
-
-def csms_faults(paths):
-    counts = dict((k, 0) for k in CSMS_KINDS)
-    try:
-        with open(paths["csms_messages"], encoding="utf-8") as f:
-            for line in f:
-                if '"fault"' not in line and '"DROP"' not in line:
-                    continue
-                r = json.loads(line)
-                t, fault = r.get("type"), r.get("fault")
-                if t == "DROP":
-                    counts["drop"] += 1
-                elif t == "MALFORMED" and r.get("dir") == "out":
-                    counts["malformed"] += 1
-                elif fault == "call_error" and t == "CALLERROR":
-                    counts["call_error"] += 1
-                elif fault == "delay" and r.get("dir") == "out":
-                    counts["delay"] += 1
-                elif fault == "no_answer":
-                    counts["no_answer"] += 1
-    except FileNotFoundError:
-        pass
-    with open(paths["csms_log"], "rb") as f:
-        counts["refused"] = f.read().count(b"handshake refused with")
-    return counts
-
-
-def _percentile(xs, p):
-    if not xs:
-        return None
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))]
-
-
-def reconnects(chargers, marks, o, end):
-    """For every CSMS restart: when each charger connected again (s after the kill)."""
-    downs = [(m[1], m[3]) for m in marks if m[2] == "down"]
-    ups = dict((m[3], m[1]) for m in marks if m[2] == "up")
-    out = []
-    for i, (down, n) in enumerate(downs):
-        horizon = downs[i + 1][0] if i + 1 < len(downs) else end
-        delays, attempts, was_connected = [], [], 0
-        for c in chargers.values():
-            online = False
-            for t, name in c.events:
-                if t > down:
-                    break
-                if name == "connected":
-                    online = True
-                elif name == "disconnected":
-                    online = False
-            was_connected += online
-            for t, name in c.events:
-                if down < t < horizon and name in ("connected", "connect_failed"):
-                    attempts.append(t - down)
-                    if name == "connected":
-                        delays.append(t - down)
-                        break
-        bins = {}
-        for d in delays:
-            bins[int(d)] = bins.get(int(d), 0) + 1
-        tries = {}
-        for d in attempts:
-            tries[int(d)] = tries.get(int(d), 0) + 1
-        largest = max(bins.values()) if bins else 0
-        out.append({
-            "restart": n, "down_at": down, "up_at": ups.get(n), "connected_before": was_connected,
-            "reconnected": len(delays), "first_s": _r(min(delays) if delays else None),
-            "median_s": _r(_percentile(delays, 0.5)), "p90_s": _r(_percentile(delays, 0.9)),
-            "last_s": _r(max(delays) if delays else None),
-            "largest_bin": largest, "largest_bin_share": round(largest / len(delays), 3) if delays else 1.0,
-            "histogram": [[s, tries.get(s, 0), bins.get(s, 0)] for s in range(0, max(list(bins) + list(tries) + [0]) + 1)],
-        })
-    return out
-
-
-def _r(x):
-    return None if x is None else round(x, 2)
-
-
-def memory(rss, warmup):
-    """RSS (and Python's allocated blocks) sampled after warm-up: where it
-    started, its peak, its end, and its growth over the last half."""
-    post = [x for x in rss if x[0] >= warmup]
-    if len(post) < 2:
-        return {"samples": rss, "warmup_s": warmup}
-    mb = lambda kb: round(kb / 1024.0, 1)  # noqa: E731
-    half = post[len(post) // 2]
-    return {
-        "samples": rss, "warmup_s": warmup, "first_mb": mb(rss[0][1]), "at_warmup_mb": mb(post[0][1]),
-        "peak_mb": mb(max(x[1] for x in post)), "end_mb": mb(post[-1][1]),
-        "growth_mb": mb(post[-1][1] - post[0][1]), "last_half_growth_mb": mb(post[-1][1] - half[1]),
-        "blocks_at_warmup": post[0][2], "blocks_peak": max(x[2] for x in post), "blocks_end": post[-1][2],
-    }
-
-
-def reconcile(o, paths, meta):
-    from host_tools.csms.storage import SqliteStorage
-
-    chargers, marks = read_trace(paths["trace"])
-    st = SqliteStorage(paths["db"])
-    rows = st.ledger(limit=1 << 40)
-    txs = dict((t["id"], t) for t in st.list_transactions(limit=1 << 40))
-    st.close()
-
-    n = {
-        "messages": 0, "by_action": {}, "tries": 0, "ledger_rows": len(rows), "ledger_outcomes": {},
-        "lost": 0, "queued_at_end": 0, "parked": 0, "dropped_by_bound": 0, "out_of_order": 0,
-        "wrong_transaction_ids": 0, "duplicates": 0, "duplicate_causes": {}, "unexplained_duplicates": 0,
-        "resent_after_answer": 0, "unrecognised_duplicates": 0, "phantom_rows": 0, "outside_queue_rows": 0, "invalid_rows": 0,
-        "fault_rows": 0, "sessions_started": 0, "sessions_stopped": 0, "billing_mismatches": 0,
-        "meter_mismatches": 0, "max_meter_diff_wh": 0.0, "billed_wh": 0, "metered_wh": 0.0,
-        "outside_sessions_wh": 0.0, "orphan_sessions": 0, "open_at_end": 0, "not_drained": [],
-        "crashed_agents": [],
-    }
-    problems = []  # first few, for the report
-
-    def problem(text):
-        if len(problems) < 20:
-            problems.append(text)
-
-    for r in rows:
-        n["ledger_outcomes"][r["outcome"]] = n["ledger_outcomes"].get(r["outcome"], 0) + 1
-    ledger = {}
-    for r in rows:
-        ledger.setdefault(r["charger_id"], []).append(r)
-    orphans = {}
-    for t in txs.values():
-        if t["orphan"]:
-            orphans[t["charger_id"]] = orphans.get(t["charger_id"], 0) + 1
-        if t["status"] != "stopped":
-            n["open_at_end"] += 1
-
-    for ident in sorted(chargers):
-        c = chargers[ident]
-        if c.crash is not None:
-            n["crashed_agents"].append(ident)
-            problem("%s: agent ended: %s" % (ident, c.crash.strip().splitlines()[-1]))
-        final = c.final or {"queued": [], "parked": [], "drained": False, "counters": {}, "energy": 0.0}
-        if not final["drained"]:
-            n["not_drained"].append(ident)
-        queued, parked = set(final["queued"]), set(final["parked"])
-        n["dropped_by_bound"] += final["counters"].get("dropped", 0)
-        n["orphan_sessions"] += orphans.get(ident, 0)
-        top = -1
-        for r in ledger.get(ident, ()):
-            m = c.by_id.get(r["message_id"])
-            if m is None and r["message_id"] in c.calls:
-                # Sent outside the queue: clock-aligned readings of an idle
-                # connector (C16 §4.7), not transaction messages.
-                n["outside_queue_rows"] += 1
-                continue
-            if m is None:
-                n["phantom_rows"] += 1
-                problem("%s: ledger row %d (%s) was never sent by the agent" % (ident, r["seq"], r["action"]))
-                continue
-            if r["outcome"] not in PROCESSED:
-                n["invalid_rows" if r["outcome"] == "invalid" else "fault_rows"] += 1
-                continue
-            if not m.rows:
-                if m.seq < top:
-                    n["out_of_order"] += 1
-                    problem("%s: message %d reached the CSMS after message %d" % (ident, m.seq, top))
-                top = max(top, m.seq)
-            m.rows.append(r)
-        tids = {}
-        for seq in sorted(c.msgs):
-            m = c.msgs[seq]
-            n["messages"] += 1
-            n["by_action"][m.action] = n["by_action"].get(m.action, 0) + 1
-            n["tries"] += len(m.ids)
-            if "ok" in m.results and m.results.index("ok") != len(m.results) - 1:
-                n["resent_after_answer"] += 1
-            if not m.rows:
-                if seq in queued:
-                    n["queued_at_end"] += 1
-                elif seq in parked:
-                    n["parked"] += 1
-                else:
-                    n["lost"] += 1
-                    problem("%s: %s %d lost (tries: %s)" % (ident, m.action, seq, ", ".join(m.results) or "none"))
-                continue
-            ids = [r["message_id"] for r in m.rows]
-            extra = len(m.rows) - 1
-            n["duplicates"] += extra
-            if len(set(ids)) != len(ids):
-                n["unexplained_duplicates"] += len(ids) - len(set(ids))
-                problem("%s: one frame of message %d was processed twice" % (ident, seq))
-            if m.answered is not None and m.answered not in ids:
-                n["unexplained_duplicates"] += 1
-                problem("%s: message %d answered but its answered try is not in the ledger" % (ident, seq))
-            # The duplicates: the processed tries other than the answered one
-            # (all but one when none was answered). Each must be a try whose
-            # answer the agent never got.
-            others = [r for r in m.rows if r["message_id"] != m.answered]
-            if m.answered is None:
-                others = others[:-1]
-            for r in others:
-                i = m.ids.index(r["message_id"])
-                cause = m.results[i] if i < len(m.results) else "none"
-                n["duplicate_causes"][cause] = n["duplicate_causes"].get(cause, 0) + 1
-                if cause in ("error", "refused", "ok"):
-                    n["unexplained_duplicates"] += 1
-                    problem("%s: message %d processed although its try ended %s" % (ident, seq, cause))
-            for r in m.rows[1:]:
-                if r["outcome"] not in DUPLICATE_OUTCOMES:
-                    n["unrecognised_duplicates"] += 1
-                    problem("%s: repeat of message %d stored as %s" % (ident, seq, r["outcome"]))
-            first = m.rows[0]
-            if m.action == "StartTransaction":
-                tid = first["transaction_id"]
-                tids[m.local] = tid
-                bad = first["outcome"] != "started" or (m.tid is not None and m.tid != tid)
-                bad = bad or any(r["transaction_id"] != tid for r in m.rows)
-                if bad:
-                    n["wrong_transaction_ids"] += 1
-                    problem("%s: StartTransaction %d: CSMS id %s, agent learned %s" % (ident, seq, tid, m.tid))
-            elif m.local is not None:
-                want = tids.get(m.local, -1 if m.local in c.start_of and c.start_of[m.local] in parked else None)
-                for r in m.rows:
-                    if r["payload"].get("transactionId") != want:
-                        n["wrong_transaction_ids"] += 1
-                        problem("%s: %s %d carried transactionId %s, its session is %s" % (
-                            ident, m.action, seq, r["payload"].get("transactionId"), want))
-                if m.action == "StopTransaction" and (first["outcome"] != "stopped" or first["transaction_id"] != want):
-                    n["wrong_transaction_ids"] += 1
-                    problem("%s: StopTransaction %d closed %s (%s)" % (ident, seq, first["transaction_id"],
-                                                                         first["outcome"]))
-        # Billing against the simulated meter.
-        delivered = 0.0
-        for local, sseq in c.start_of.items():
-            n["sessions_started"] += 1
-            e_close, e_open = c.energy.get(local, [None, None])
-            stop_seq = c.stop_of.get(local)
-            if stop_seq is None:
-                problem("%s: session %d was never stopped" % (ident, local))
-                n["billing_mismatches"] += 1
-                continue
-            n["sessions_stopped"] += 1
-            start_p, stop_p = c.msgs[sseq].payload, c.msgs[stop_seq].payload
-            tx = txs.get(tids.get(local))
-            if tx is None or tx["meter_start"] != start_p["meterStart"] or tx["meter_stop"] != stop_p["meterStop"] \
-                    or tx["status"] != "stopped":
-                n["billing_mismatches"] += 1
-                problem("%s: session %d: CSMS %s, agent %s..%s" % (
-                    ident, local, None if tx is None else (tx["meter_start"], tx["meter_stop"], tx["status"]),
-                    start_p["meterStart"], stop_p["meterStop"]))
-                continue
-            billed = tx["meter_stop"] - tx["meter_start"]
-            n["billed_wh"] += billed
-            if e_close is None or e_open is None:
-                n["meter_mismatches"] += 1
-                continue
-            metered = e_open - e_close
-            delivered += metered
-            n["metered_wh"] += metered
-            diff = abs(billed - metered)
-            n["max_meter_diff_wh"] = max(n["max_meter_diff_wh"], round(diff, 3))
-            if diff > METER_TOLERANCE_WH:
-                n["meter_mismatches"] += 1
-                problem("%s: session %d billed %d Wh, meter delivered %.1f Wh" % (ident, local, billed, metered))
-        n["outside_sessions_wh"] += final["energy"] - delivered
-    n["metered_wh"] = round(n["metered_wh"], 1)
-    n["outside_sessions_wh"] = round(n["outside_sessions_wh"], 3)
-    n["problems"] = problems
-    meta["csms_faults"] = csms_faults(paths)
-    meta["reconnects"] = reconnects(chargers, marks, o, meta["stopped_at"])
-    meta["memory"] = memory(meta.pop("rss"), o.warmup)
-    meta["result"] = n
-    meta["checks"] = checks(o, meta)
-    meta["passed"] = all(ok for _, ok, _ in meta["checks"])
-    meta["paths"] = paths
-    return meta
 
 
 def checks(o, m):
