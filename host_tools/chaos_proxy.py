@@ -25,8 +25,8 @@ of these to a unit:
             both peers keep a connection that carries nothing (a pulled cable,
             a NAT that forgot the flow); data they send is discarded
 
-Faults come from a seeded random mode, from a schedule, or from a fault log
-replayed. Random mode draws at most one fault per unit from a generator
+Faults come from a seeded random mode (which may be limited to a direction
+and to kinds of unit), from a schedule, or from a fault log replayed. Random mode draws at most one fault per unit from a generator
 seeded with the seed, the charge point identity (the last path segment of
 the upgrade request), the number of that identity's connection and the
 direction, so the same seed and the same traffic give the same faults
@@ -494,18 +494,14 @@ class Link:
         pipe.finish()
 
     def close(self):
-        if self.ended:
-            return
-        self.ended = True
-        self._end()
-        for w in (self.writer, self.upstream):
-            if w is not None:
-                try:
-                    w.close()
-                except Exception:
-                    pass
+        """Both sides closed with a FIN, after what their buffers hold."""
+        self._finish(False)
 
     def reset(self):
+        """Both sides aborted with a RST."""
+        self._finish(True)
+
+    def _finish(self, abort):
         if self.ended:
             return
         self.ended = True
@@ -513,8 +509,8 @@ class Link:
         for w in (self.writer, self.upstream):
             if w is not None:
                 try:
-                    _abort(w)
-                except Exception:
+                    _abort(w) if abort else w.close()
+                except Exception:  # already closing: several kinds
                     pass
 
     def freeze(self, hold_s):

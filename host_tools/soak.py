@@ -112,6 +112,34 @@ def rss_kb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _mallinfo():
+    """glibc's mallinfo2(), or None elsewhere."""
+    try:
+        import ctypes
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                "keepcost")]
+
+        fn = ctypes.CDLL(None).mallinfo2
+        fn.restype = MallInfo2
+        return fn
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLINFO = _mallinfo()
+
+
+def c_heap_kb():
+    """(bytes in use, bytes free but kept) of the C heap in KiB, or (None, None)."""
+    if _MALLINFO is None:
+        return None, None
+    m = _MALLINFO()
+    return m.uordblks // 1024, m.fordblks // 1024
+
+
 # -- what the agents do, written down as it happens ---------------------------------------------------
 
 
@@ -545,7 +573,7 @@ class Soak:
             # reference cycles for the collector, which would otherwise show
             # as up to ~25 % more objects until its next full pass.
             gc.collect()
-            self.rss.append((round(self.clock(), 1), rss_kb(), sys.getallocatedblocks()))
+            self.rss.append((round(self.clock(), 1), rss_kb(), sys.getallocatedblocks()) + c_heap_kb())
             try:
                 await asyncio.wait_for(self.sampling.wait(), self.o.rss_every)
             except asyncio.TimeoutError:
@@ -682,10 +710,13 @@ def report(m, o):
                                              n["max_meter_diff_wh"], n["outside_sessions_wh"]))
     mem = m["memory"]
     add("memory (RSS of this process)  %s MB at start, %s MB after warm-up (%.0f s), peak %s MB, end %s MB; "
-        "growth %s MB (last half %s MB); Python blocks %s after warm-up, peak %s, end %s" % (
+        "growth %s MB (last half %s MB)" % (
             mem.get("first_mb"), mem.get("at_warmup_mb"), mem["warmup_s"], mem.get("peak_mb"), mem.get("end_mb"),
-            mem.get("growth_mb"), mem.get("last_half_growth_mb"), mem.get("blocks_at_warmup"),
-            mem.get("blocks_peak"), mem.get("blocks_end")))
+            mem.get("growth_mb"), mem.get("last_half_growth_mb")))
+    add("  live objects: Python blocks %s after warm-up, peak %s, end %s; C heap in use %s MB after warm-up, "
+        "%s MB at the end (free but kept by malloc: %s MB, then %s MB)" % (
+            mem.get("blocks_at_warmup"), mem.get("blocks_peak"), mem.get("blocks_end"), mem.get("heap_at_warmup_mb"),
+            mem.get("heap_end_mb"), mem.get("heap_free_at_warmup_mb"), mem.get("heap_free_end_mb")))
     add("  samples (s:MB, each after a full garbage collection)")
     samples = ["%.0f:%.1f" % (x[0], x[1] / 1024.0) for x in mem["samples"]]
     for i in range(0, len(samples), 12):

@@ -209,19 +209,26 @@ def _r(x):
 
 
 def memory(rss, warmup):
-    """RSS (and Python's allocated blocks) sampled after warm-up: where it
-    started, its peak, its end, and its growth over the last half."""
+    """Samples (t, RSS KiB, Python allocated blocks, C heap in use KiB, C heap
+    free KiB) after warm-up: where RSS started, its peak, its end, its growth
+    over the last half, and the live memory beside it."""
     post = [x for x in rss if x[0] >= warmup]
     if len(post) < 2:
         return {"samples": rss, "warmup_s": warmup}
-    mb = lambda kb: round(kb / 1024.0, 1)  # noqa: E731
+    mb = _mb
     half = post[len(post) // 2]
     return {
         "samples": rss, "warmup_s": warmup, "first_mb": mb(rss[0][1]), "at_warmup_mb": mb(post[0][1]),
         "peak_mb": mb(max(x[1] for x in post)), "end_mb": mb(post[-1][1]),
         "growth_mb": mb(post[-1][1] - post[0][1]), "last_half_growth_mb": mb(post[-1][1] - half[1]),
         "blocks_at_warmup": post[0][2], "blocks_peak": max(x[2] for x in post), "blocks_end": post[-1][2],
+        "heap_at_warmup_mb": _mb(post[0][3]), "heap_end_mb": _mb(post[-1][3]),
+        "heap_free_at_warmup_mb": _mb(post[0][4]), "heap_free_end_mb": _mb(post[-1][4]),
     }
+
+
+def _mb(kb):
+    return None if kb is None else round(kb / 1024.0, 1)
 
 
 class Audit:

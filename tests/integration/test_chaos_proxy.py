@@ -159,8 +159,9 @@ def test_splitter_relays_a_refused_upgrade_raw():
 def test_specifications_are_checked():
     spec = parse_random({"seed": 3, "probabilities": {"drop": 0.5, "cut": 0.5}, "directions": "up"})
     assert spec["directions"] == [UP] and spec["delay_ms"] == [50, 2000]
+    assert parse_random({"units": ["frame"]})["units"] == [U_FRAME]
     for bad in ({"probabilities": {"lose": 0.1}}, {"probabilities": {"drop": 0.6, "cut": 0.6}},
-                {"delay_ms": [5, 1]}, {"bogus": 1}):
+                {"delay_ms": [5, 1]}, {"bogus": 1}, {"units": ["body"]}, {"directions": "sideways"}):
         with pytest.raises(ValueError):
             parse_random(bad)
     assert parse_rule({"at": 5, "kind": "reset"})["form"] == "at"

@@ -156,3 +156,16 @@ def test_reconnect_histogram_after_a_restart(tmp_path):
     assert (r["connected_before"], r["reconnected"], r["first_s"], r["last_s"]) == (2, 2, 4.2, 7.9)
     assert r["largest_bin_share"] == 0.5
     assert r["histogram"][1] == [1, 1, 0] and r["histogram"][4] == [4, 1, 1] and r["histogram"][7] == [7, 1, 1]
+
+
+def test_memory_summary_after_warm_up():
+    from host_tools.soak_audit import memory
+
+    samples = [(0, 20480, 1000, 100, 10), (10, 30720, 5000, 2048, 512), (20, 31744, 5100, 2048, 600),
+               (30, 31232, 5050, 2100, 700)]
+    m = memory(samples, 10)
+    assert (m["first_mb"], m["at_warmup_mb"], m["peak_mb"], m["end_mb"]) == (20.0, 30.0, 31.0, 30.5)
+    assert (m["growth_mb"], m["last_half_growth_mb"]) == (0.5, -0.5)
+    assert (m["blocks_at_warmup"], m["blocks_peak"], m["blocks_end"]) == (5000, 5100, 5050)
+    assert (m["heap_at_warmup_mb"], m["heap_free_end_mb"]) == (2.0, 0.7)
+    assert memory(samples[:1], 10) == {"samples": samples[:1], "warmup_s": 10}
