@@ -51,7 +51,8 @@ CSMS_FAULTS = {
 # Actions the CSMS keeps in its ledger (1.6).
 LEDGER_ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues")
 # Agent events kept in the trace.
-TRACED_EVENTS = ("connected", "disconnected", "connect_failed", "message_parked", "journal_problem")
+TRACED_EVENTS = ("connected", "disconnected", "connect_failed", "message_parked", "journal_problem",
+                 "status_transition_unexpected")
 
 
 def parse_args(argv):
@@ -708,6 +709,12 @@ def report(m, o):
     add("energy                        billed %.3f kWh, simulated meters %.3f kWh, largest session difference "
         "%.2f Wh, outside sessions %.3f Wh" % (n["billed_wh"] / 1000.0, n["metered_wh"] / 1000.0,
                                              n["max_meter_diff_wh"], n["outside_sessions_wh"]))
+    unlisted = m["unlisted_transitions"]
+    add("status changes outside C16 §4.9's table, as the CSMS saw them: %d%s" % (
+        sum(unlisted.values()), " (%s; a connector's status is reported when a CALL may go, so a status that "
+        "lasted less than the CALL ahead of it, or that passed while offline, is not sent)" % ", ".join(
+            "%s %d" % (k.replace(">", " -> "), v) for k, v in sorted(unlisted.items(), key=lambda kv: -kv[1]))
+        if unlisted else ""))
     mem = m["memory"]
     add("memory (RSS of this process)  %s MB at start, %s MB after warm-up (%.0f s), peak %s MB, end %s MB; "
         "growth %s MB (last half %s MB)" % (

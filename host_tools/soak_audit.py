@@ -63,6 +63,7 @@ class Charger:
         self.last_on = None
         self.stopping = None
         self.events = []  # (t, name)
+        self.transitions = {}  # "from>to" -> count: status changes C16 §4.9 does not list
         self.final = None
         self.crash = None
 
@@ -121,7 +122,11 @@ def read_trace(path):
                     c.energy[c.stopping][1] = r[4]
                     c.stopping = None
             elif kind == "e":
-                c.events.append((r[2], r[3]))
+                if r[3] == "status_transition_unexpected":
+                    key = "%s>%s" % (r[4].get("from"), r[4].get("to"))
+                    c.transitions[key] = c.transitions.get(key, 0) + 1
+                else:
+                    c.events.append((r[2], r[3]))
             elif kind == "f":
                 c.final = r[3]
             elif kind == "x":
@@ -443,6 +448,11 @@ def reconcile(o, paths, meta):
     for ident in sorted(chargers):
         audit.charger(chargers[ident])
     meta["result"] = audit.finish()
+    unlisted = {}
+    for c in chargers.values():
+        for key, count in c.transitions.items():
+            unlisted[key] = unlisted.get(key, 0) + count
+    meta["unlisted_transitions"] = unlisted
     meta["csms_faults"] = csms_faults(paths)
     meta["reconnects"] = reconnects(chargers, marks, meta["stopped_at"])
     meta["memory"] = memory(meta.pop("rss"), o.warmup)
