@@ -49,3 +49,19 @@ class StatusOrderTest(unittest.TestCase):
         b.connect()
         b.settle()
         self.assertEqual([s for cid, s, _ in b.status_frames() if cid == 1], ["Preparing"])
+
+
+class EvCommunicationErrorTest(unittest.TestCase):
+    def test_never_reported_with_charging(self):
+        b = booted()
+        b.reading(wh=1000)
+        b.plug()
+        b.card("TAG1")
+        b.settle()
+        b.drawing()
+        b.settle()
+        b.take()
+        b.cp.warning(1, "EVCommunicationError", "no diode", b.now)
+        b.drain()
+        b.settle()
+        self.assertEqual(b.status_frames(), [(1, "SuspendedEVSE", "EVCommunicationError")])

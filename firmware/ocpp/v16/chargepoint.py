@@ -482,6 +482,11 @@ class ChargePoint:
         c = self.connectors[cid]
         s = st.derive(c)
         problem = c.fault if c.fault is not None else c.warning
+        if problem is not None and problem[0] == "EVCommunicationError" and s == st.CHARGING:
+            # C16 §7.6: "not a real error ... it should go to the SuspendedEVSE
+            # state"; §4.9 allows the code only with Preparing, SuspendedEV,
+            # SuspendedEVSE and Finishing.
+            s = st.SUSPENDED_EVSE
         return s, problem
 
     def _status_changed(self, c, now):
