@@ -379,6 +379,7 @@ class Driver:
         self.lateness = lateness
         self.plan = plan
         self.stopped = False
+        self.plugged = self.tapped = False
         self.start_s = timers.loop.time() + rng.random() * every_s
         self.k = 0
         self.steps = ()
@@ -388,12 +389,20 @@ class Driver:
 
     def stop(self):
         self.stopped = True
+        hw = self.hw_of(self.identity)
+        if hw is not None and hw.listener is not None:
+            if self.tapped:
+                hw.card(self.id_tag)
+            if self.plugged:
+                hw.plug(False)
+        self.plugged = self.tapped = False
 
     def _session(self):
         self.t0 = self.start_s + self.k * self.every_s
         self.k += 1
         self.steps = self.plan(self.every_s, self.rng)
         self.i = 0
+        self.plugged = self.tapped = False
         self._next()
 
     def _next(self):
@@ -411,13 +420,16 @@ class Driver:
             return
         if what == "plug":
             hw.plug(True)
+            self.plugged = True
             self.lateness.sessions += 1
         elif what == "card":
             hw.card(self.id_tag)
+            self.tapped = not self.tapped
         elif what == "draw":
             hw.draw(True)
         else:
             hw.plug(False)
+            self.plugged = False
         if self.i < len(self.steps):
             self._next()
         else:

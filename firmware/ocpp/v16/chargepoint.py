@@ -42,6 +42,7 @@ BOOT_ACCEPTED = const(2)
 BOOT_REJECTED = const(3)
 
 _BOOT_RETRY_MS = const(30000)  # after a CALLERROR/timeout, or interval 0 ("CP chooses")
+_MAX_CHANGES = const(8)  # status changes of a connector waiting to be sent
 _EPOCH_MIN = 1000000000000  # stamps below this are monotonic ms of this boot
 # Read by handlers.py: no leading underscore, since MicroPython keeps
 # underscore const() names out of the module (they would be missing there).
@@ -75,7 +76,7 @@ class Connector:
         self.tx = None
         self.finishing = False
         self.reported = None  # (status, errorCode) last queued for the CSMS
-        self.changed_at = None  # stamp of the unreported status change
+        self.changes = []  # [(status, errorCode, info, stamp)] not yet sent, oldest first
         self.reading = None
         self.reading_ms = None
         self.next_sample = None
@@ -248,6 +249,7 @@ class ChargePoint:
             # A reconnect without a reboot sends no new BootNotification
             # (J16 §5.4); statuses that changed while offline are reported.
             for c in self.connectors[1:]:
+                self._collapse_changes(c)
                 self._mark_status(c.id)
             self._mark_status(0)
         else:
@@ -330,6 +332,8 @@ class ChargePoint:
                 self.config.values["HeartbeatInterval"] = interval
             # After Accepted: report connector 0 and every connector (C16E §3.22).
             for cid in range(len(self.connectors)):
+                if cid:
+                    self.connectors[cid].changes = []  # the current status goes, not history
                 self._mark_status(cid, True)
             return
         self.boot = BOOT_PENDING if status == "Pending" else BOOT_REJECTED
@@ -478,31 +482,56 @@ class ChargePoint:
         c = self.connectors[cid]
         s = st.derive(c)
         problem = c.fault if c.fault is not None else c.warning
+        if problem is not None and problem[0] == "EVCommunicationError" and s == st.CHARGING:
+            # C16 §7.6: "not a real error ... it should go to the SuspendedEVSE
+            # state"; §4.9 allows the code only with Preparing, SuspendedEV,
+            # SuspendedEVSE and Finishing.
+            s = st.SUSPENDED_EVSE
         return s, problem
 
     def _status_changed(self, c, now):
-        """Re-derive a connector's status; mark it for sending if it changed."""
+        """Re-derive a connector's status; queue it for sending if it changed.
+
+        Every change is reported, in order, each with the time it happened
+        (C16E §3.19: changes SHALL be reported): sending only the latest
+        status would make the CSMS see jumps the transition table forbids
+        (Available -> Finishing after a quick session). While offline the
+        changes collapse to the last one (non-transaction messages are not
+        queued offline); at most _MAX_CHANGES wait, the oldest go first."""
         s, problem = self._status_of(c.id)
         code = problem[0] if problem else "NoError"
-        if c.reported != (s, code):
-            if c.reported is not None and not st.allowed(c.reported[0], s):
-                self._event("status_transition_unexpected", {"connector": c.id, "from": c.reported[0], "to": s})
-            c.changed_at = self.stamp(now)
-            self._mark_status(c.id)
-            self._event("status", {"connector": c.id, "status": s, "errorCode": code})
+        last = c.changes[-1] if c.changes else c.reported
+        if last is not None and last[0] == s and last[1] == code:
+            return
+        if last is not None and not st.allowed(last[0], s):
+            self._event("status_transition_unexpected", {"connector": c.id, "from": last[0], "to": s})
+        c.changes.append((s, code, problem[1] if problem else None, self.stamp(now)))
+        if len(c.changes) > _MAX_CHANGES:
+            del c.changes[0]
+        if not self.online:
+            self._collapse_changes(c)
+        self._mark_status(c.id)
+        self._event("status", {"connector": c.id, "status": s, "errorCode": code})
+
+    def _collapse_changes(self, c):
+        if c.changes:
+            last = c.changes[-1]
+            c.changes = [] if c.reported == (last[0], last[1]) else [last]
 
     def _send_status(self, cid, now, force):
         s, problem = self._status_of(cid)
         code = problem[0] if problem else "NoError"
+        info = problem[1] if problem else None
         stamp = self.stamp(now)
         if cid:
             c = self.connectors[cid]
-            if c.reported == (s, code) and not force:
+            if c.changes:
+                s, code, info, stamp = c.changes.pop(0)
+                if c.changes:
+                    self.status_dirty[cid] = False  # more changes follow
+            elif c.reported == (s, code) and not force:
                 return False
-            if c.changed_at is not None and c.reported != (s, code):
-                stamp = c.changed_at
             c.reported = (s, code)
-            c.changed_at = None
         else:
             # Connector 0 too is only reported when it changed (or when
             # forced: after boot, on TriggerMessage), not on every reconnect.
@@ -513,8 +542,8 @@ class ChargePoint:
         t = self.iso(stamp)
         if t is not None:
             payload["timestamp"] = t
-        if problem and problem[1]:
-            payload["info"] = problem[1][:50]
+        if info:
+            payload["info"] = info[:50]
         self._call("StatusNotification", payload, ("status", cid))
         return True
 
@@ -1078,7 +1107,10 @@ class ChargePoint:
         elif action == "Heartbeat":
             self._call("Heartbeat", {}, ("hb",))
         elif action == "StatusNotification":
+            # The CSMS asks for the status now: it supersedes what was queued.
             self.status_dirty.pop(cid, None)
+            if cid:
+                self.connectors[cid].changes = []
             self._send_status(cid, now, True)
         elif not self._send_meter_now(cid, now, context):
             self._pump(now)

@@ -56,6 +56,8 @@ def derive(c):
         return UNAVAILABLE
     if c.finishing:
         return FINISHING
-    if c.plugged or c.auth is not None:
+    if c.plugged or (c.auth is not None and not c.auth_pending):
+        # Preparing once authorized (or plugged); not while an Authorize is
+        # still being asked: a refused card leaves the connector Available.
         return PREPARING
     return AVAILABLE
