@@ -341,6 +341,40 @@ def test_tls_serves_wss_and_https(tmp_path):
     run(main())
 
 
+@pytest.mark.skipif(not any(os.access(os.path.join(p, "openssl"), os.X_OK)
+                            for p in os.environ.get("PATH", "").split(os.pathsep)), reason="needs openssl")
+def test_tls_ca_admits_only_charge_points_with_a_client_certificate_from_that_ca(tmp_path):
+    """Security profile 3 at the CSMS (--tls-ca): the handshake needs a client
+    certificate signed by the CA; none, or one from another CA, is refused
+    before any HTTP is spoken."""
+    from tests.integration.pki import make_pki
+
+    pki = make_pki(str(tmp_path))
+    server_cert, server_key = pki["server"]
+    ca = pki["ca"][0]
+
+    def client_ctx(name=None):
+        ctx = ssl.create_default_context(cafile=ca)
+        if name is not None:
+            ctx.load_cert_chain(*pki[name])
+        return ctx
+
+    async def main():
+        async with csms_http(tls_cert=server_cert, tls_key=server_key, tls_ca=ca) as (server, _):
+            url = server.ws_url + "/CP1"
+            assert url.startswith("wss://")
+            ws = await connect(url, subprotocols=["ocpp1.6"], ssl=client_ctx("client"))
+            assert (await exchange(ws, _frame(2, "b", "BootNotification", BOOT16)))[0] == 3
+            await ws.close()
+            for name in (None, "client_rogue"):
+                with pytest.raises((ssl.SSLError, ConnectionError, websockets.exceptions.InvalidHandshake,
+                                    EOFError)):
+                    ws = await connect(server.ws_url + "/CP2", subprotocols=["ocpp1.6"], ssl=client_ctx(name))
+                    await exchange(ws, _frame(2, "b", "BootNotification", BOOT16))  # TLS 1.3: refused on first read
+            assert [row["id"] for row in server.storage.list_chargers()] == ["CP1"]
+    run(main())
+
+
 def test_a_failing_handler_answers_internal_error_and_leaves_nothing_half_stored():
     async def main():
         async with csms_http(id_tags={"T": "Accepted"}) as (server, _):
