@@ -86,6 +86,7 @@ class Agent:
         # out=False discards them (fleets: no line is even built).
         self.out = _print if out is None else out
         self.running = False
+        self._stop_asked = False  # stop() before run(): run() returns at once
         self.reboot_requested = None
         self.console_writers = []
         self.frames_to_console = False
@@ -313,7 +314,7 @@ class Agent:
 
     async def run(self):
         """Run until a reboot is asked for (returns "hard"/"soft") or stop()."""
-        self.running = True
+        self.running = not self._stop_asked
         tasks = [asyncio.create_task(self.transport.run()), asyncio.create_task(self._sender())]
         for coro in self.hw.start():
             tasks.append(asyncio.create_task(coro))
@@ -332,6 +333,7 @@ class Agent:
         return self.reboot_requested
 
     def stop(self):
+        self._stop_asked = True
         self.running = False
         self._wake.set()
 

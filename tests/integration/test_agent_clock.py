@@ -17,3 +17,16 @@ def test_wall_clock_at_boot_ignores_the_time_spent_replaying(tmp_path):
         assert abs(agent.cp.wall(mono.now()) - time.time() * 1000) < 1000
     finally:
         agent.store.close()
+
+
+def test_a_stop_asked_before_run_ends_run_at_once(tmp_path):
+    """stop() may come before run() has started (a supervisor shutting down
+    while the agent is being built): run() then returns without connecting
+    and closes what it opened."""
+    import asyncio
+
+    settings = {"identity": "CP-STOP", "csms_url": "ws://127.0.0.1:9", "state_dir": str(tmp_path), "log_frames": False}
+    agent = Agent(settings, FleetHardware(), out=lambda line: None)
+    agent.stop()
+    assert asyncio.run(asyncio.wait_for(agent.run(), 5)) is None
+    assert agent.running is False
