@@ -437,12 +437,8 @@ class Agent:
 
     def console_stop(self, req):
         c = self._connector(req)
-        if c.tx is None:
+        if not self.cp.local_stop(c.id, self.mono.now()):
             raise ValueError("no transaction on connector %d" % c.id)
-        self.cp._stop(c, "Local", self.mono.now(), None)
-        self.cp._unlock_after_stop(c)
-        self.cp._status_changed(c, self.mono.now())
-        self.cp._pump(self.mono.now())
         self._perform()
         return None
 

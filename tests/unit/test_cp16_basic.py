@@ -53,3 +53,21 @@ class SessionTest(unittest.TestCase):
         self.assertEqual(stop["idTag"], "TAG1")
         self.assertEqual(b.relays, {1: False})
         self.assertIn((1, "Finishing", "NoError"), b.status_frames())
+
+    def test_a_stop_at_the_charger_itself_is_local_without_an_idtag(self):
+        b = Bench()
+        b.boot()
+        b.take()
+        self.assertFalse(b.cp.local_stop(1, b.now))  # nothing to stop
+        b.charging(tx_id=78, wh=5000)
+        b.take()
+        b.reading(wh=5600)
+        self.assertTrue(b.cp.local_stop(1, b.now))
+        b.drain()
+        b.settle()
+        stop = b.calls("StopTransaction")[0][3]
+        self.assertEqual((stop["transactionId"], stop["meterStop"], stop["reason"]), (78, 5600, "Local"))
+        self.assertNotIn("idTag", stop)
+        self.assertEqual(b.relays, {1: False})
+        self.assertIn((1, "Finishing", "NoError"), b.status_frames())
+        self.assertFalse(b.cp.local_stop(1, b.now))

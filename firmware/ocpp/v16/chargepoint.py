@@ -779,10 +779,7 @@ class ChargePoint:
         for c in self.connectors[1:]:
             tx = c.tx
             if tx is not None and (cid is None or cid == c.id) and tx.id_tag == id_tag:
-                self._stop(c, REASON_LOCAL, now, id_tag)
-                self._unlock_after_stop(c)
-                self._status_changed(c, now)
-                self._pump(now)
+                self._local_stop(c, now, id_tag)
                 return
         # Another card on a busy charger may stop a session that has a
         # parentIdTag, if the card shares it (IdTagInfo.parentIdTag; OCTT TC_069_CS),
@@ -997,6 +994,24 @@ class ChargePoint:
     def _unlock_after_stop(self, c):
         if c.has_lock:
             self.actions.append((A_LOCK, c.id, False))
+
+    def local_stop(self, cid, now):
+        """A stop asked for at the charger itself (a stop button, the bench
+        console): reason Local, no idTag in the StopTransaction (C16 §7.36;
+        idTag is optional there), the cable released. False when connector
+        `cid` has no transaction."""
+        self.now = now
+        c = self.connectors[cid]
+        if c.tx is None:
+            return False
+        self._local_stop(c, now, None)
+        return True
+
+    def _local_stop(self, c, now, id_tag):
+        self._stop(c, REASON_LOCAL, now, id_tag)
+        self._unlock_after_stop(c)
+        self._status_changed(c, now)
+        self._pump(now)
 
     def stop_all(self, reason, now):
         """End every running transaction with `reason` (C16 §7.36), e.g.
