@@ -333,7 +333,11 @@ def _pack(out, obj, depth):
     if t is dict:
         if depth >= cbor.MAX_DEPTH:
             raise cbor.CBORError("nesting deeper than %d" % cbor.MAX_DEPTH)
-        cbor.head(out, 5, len(obj))
+        n = len(obj)
+        if n < 24:
+            out.append(0xA0 | n)
+        else:
+            cbor.head(out, 5, n)
         for k in obj:
             if type(k) is not str:
                 raise ValueError("payload keys must be strings")
@@ -375,7 +379,11 @@ def _pack(out, obj, depth):
     elif t is list or t is tuple:
         if depth >= cbor.MAX_DEPTH:
             raise cbor.CBORError("nesting deeper than %d" % cbor.MAX_DEPTH)
-        cbor.head(out, 4, len(obj))
+        n = len(obj)
+        if n < 24:
+            out.append(0x80 | n)
+        else:
+            cbor.head(out, 4, n)
         for v in obj:
             _pack(out, v, depth + 1)
     else:
