@@ -558,8 +558,12 @@ def main():
     csms = Proc(["--csms"])
     url = "ws://127.0.0.1:%d/ocpp" % csms.line()["port"]
     print("fast CSMS in its own process (raw asyncio WebSocket server, answers written directly, no validation)")
+    from host_tools.emulator.fleet import TIMER_TICK_MS
+
     print("fleet journals: unsynced (no fsync per record); message log off; ClockAlignedDataInterval=0; "
           "MeterValueSampleInterval=%d s; a session every %.0f s per charger" % (SAMPLE_INTERVAL_S, SESSION_EVERY_S))
+    print("our fleet's timers on a %g ms grid (--timer-tick): its timers run up to that late, which the late count "
+          "below includes" % TIMER_TICK_MS)
     try:
         ours = trial(csms, url, "ours", RATIO_CHARGERS, RATIO_WINDOW_S)
         pkg = trial(csms, url, "package", RATIO_CHARGERS, RATIO_WINDOW_S)

@@ -195,34 +195,45 @@ class Agent:
             # relay answers at once): handled right after, in order.
             self._held.append(ev)
             return
+        if self._hw_apply(ev):
+            self._perform()
+
+    def _hw_apply(self, ev):
+        # Hands one hardware event to the core; False if it cannot have
+        # asked for anything.
         now = self.mono.now()
         kind = ev[0]
         cp = self.cp
         if kind == "meter":
             cp.meter(ev[1], ev[2], now)
-            return  # a reading changes nothing by itself
+            return False  # a reading changes nothing by itself
         fn = _HW_EVENTS.get(kind)
         if fn is None:
             self._emit("hw_unknown_event", {"kind": kind})
-            return
+            return False
         fn(self, cp, ev, now)
-        self._perform()
+        return True
 
     # ---- performing what the core asks -------------------------------------------------
 
     def _perform(self):
         cp = self.cp
-        self._performing = True
-        try:
-            while cp.actions:
-                acts = cp.actions
-                cp.actions = []
-                for a in acts:
-                    _ACTIONS[a[0]](self, a)
-        finally:
-            self._performing = False
-        while self._held:
-            self.hw_event(self._held.pop(0))
+        held = self._held
+        while True:
+            self._performing = True
+            try:
+                while cp.actions:
+                    acts = cp.actions
+                    cp.actions = []
+                    for a in acts:
+                        _ACTIONS[a[0]](self, a)
+            finally:
+                self._performing = False
+            if not held:
+                break
+            # The feedback held meanwhile, in order, and what it asks for:
+            # one journal flush and one look at the timers for all of it.
+            self._hw_apply(held.pop(0))
         self._flush_journal()
         w = cp.next_wake()
         if w is not None and w < self._sleep_until:

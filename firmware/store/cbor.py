@@ -73,8 +73,11 @@ def _encode(out, obj, depth):
         depth += 1
         for item in obj:
             ti = type(item)
-            if ti is int and 0 <= item < 24:
-                out.append(item)
+            if ti is int and 0 <= item <= _MAX_U64:
+                if item < 24:
+                    out.append(item)
+                else:
+                    head(out, 0, item)
             elif ti is str:
                 b = item.encode()
                 n = len(b)
@@ -83,6 +86,9 @@ def _encode(out, obj, depth):
                 else:
                     head(out, 3, n)
                 out.extend(b)
+            elif ti is bytes:
+                head(out, 2, len(item))
+                out.extend(item)
             else:
                 _encode(out, item, depth)
     elif t is int:

@@ -295,11 +295,8 @@ if compat.FAST_SETS:
     _VALUE_CODES = dict((v, i) for i, v in enumerate(VALUES))
     _ENUM_KEYS = frozenset(ENUM_KEYS)
 
-    def _key_code(k):
-        return _KEY_CODES.get(k)
-
-    def _value_code(v):
-        return _VALUE_CODES.get(v)
+    _key_code = _KEY_CODES.get
+    _value_code = _VALUE_CODES.get
 
 else:
     _ENUM_KEYS = ENUM_KEYS
@@ -336,7 +333,11 @@ def _pack(out, obj, depth):
     if t is dict:
         if depth >= cbor.MAX_DEPTH:
             raise cbor.CBORError("nesting deeper than %d" % cbor.MAX_DEPTH)
-        cbor.head(out, 5, len(obj))
+        n = len(obj)
+        if n < 24:
+            out.append(0xA0 | n)
+        else:
+            cbor.head(out, 5, n)
         for k in obj:
             if type(k) is not str:
                 raise ValueError("payload keys must be strings")
@@ -348,21 +349,41 @@ def _pack(out, obj, depth):
             else:
                 cbor.head(out, 0, ik)
             v = obj[k]
+            tv = type(v)
             if k in _ENUM_KEYS:
-                iv = _value_code(v) if type(v) is str else None
+                iv = _value_code(v) if tv is str else None
                 if iv is not None:
-                    cbor.head(out, 0, iv)
-                elif type(v) is str:
+                    if iv < 24:
+                        out.append(iv)
+                    else:
+                        cbor.head(out, 0, iv)
+                elif tv is str:
                     cbor.dump_into(out, v)
                 else:
                     out.append(0x81)  # a one-item list: "not an interned string"
                     _pack(out, v, depth + 1)
+            elif tv is str:
+                # The common leaves written here, as cbor writes them, without
+                # two calls per value.
+                b = v.encode()
+                n = len(b)
+                if n < 24:
+                    out.append(0x60 | n)
+                else:
+                    cbor.head(out, 3, n)
+                out.extend(b)
+            elif tv is int and 0 <= v < 24:
+                out.append(v)
             else:
                 _pack(out, v, depth + 1)
     elif t is list or t is tuple:
         if depth >= cbor.MAX_DEPTH:
             raise cbor.CBORError("nesting deeper than %d" % cbor.MAX_DEPTH)
-        cbor.head(out, 4, len(obj))
+        n = len(obj)
+        if n < 24:
+            out.append(0x80 | n)
+        else:
+            cbor.head(out, 4, n)
         for v in obj:
             _pack(out, v, depth + 1)
     else:

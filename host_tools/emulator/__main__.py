@@ -50,6 +50,9 @@ def parse_args(argv):
     p.add_argument("--sessions", action="store_true", help="fleet: each charger runs sessions on its own")
     p.add_argument("--session-every", type=float, default=30.0, help="fleet: seconds between the sessions of one charger")
     p.add_argument("--id-tag", default="TAG-EMU", help="fleet: the idTag the simulated drivers present")
+    p.add_argument("--timer-tick", dest="timer_tick_ms", type=float, default=50.0, metavar="MS",
+                   help="fleet: timers run on a grid of MS milliseconds; what falls due within one runs in one wake-up "
+                        "(a timer runs up to MS late; a finer grid costs CPU with many chargers)")
     args = p.parse_args(argv)
     args.ocpp = [_config_pair(x) for x in args.ocpp]
     return args
@@ -121,8 +124,10 @@ async def main_one(args):
 async def main_fleet(args):
     from host_tools.emulator.fleet import journal_note, run_fleet
 
+    line = {"event": "fleet", "timer_tick_ms": args.timer_tick_ms}
     if args.no_sync:
-        print(json.dumps({"event": "fleet", "journals": journal_note(args)}), flush=True)
+        line["journals"] = journal_note(args)
+    print(json.dumps(line), flush=True)
     await run_fleet(args)
 
 

@@ -17,6 +17,11 @@ from host_tools.emulator.fleetio import Driver, FleetAgent, JournalFlusher, Shar
 from host_tools.emulator.hardware import FleetHardware
 
 LATE_MS = 500  # an action more than this after its scheduled time is late
+# The fleet's timer grid (--timer-tick): each wake-up of the process costs
+# far more than the timers it runs (a 2-core VM: 10 ms gave 2900 messages per
+# CPU-second at 200 chargers, 50 ms 4300), and a driver's action or a
+# meter sample up to 50 ms after its time is still on time for OCPP.
+TIMER_TICK_MS = 50.0
 
 
 def fleet_hardware(args, registry=None, identity=None):
@@ -136,7 +141,7 @@ async def run_fleet(args, duration_s=None, on_agent=None, report=True, stats=Non
     base = args.state_dir
     # One timer heap for every agent and driver; connections read by the
     # event loop's callbacks (host_tools/emulator/fleetio.py).
-    timers = SharedTimers()
+    timers = SharedTimers(tick=getattr(args, "timer_tick_ms", TIMER_TICK_MS) / 1000.0)
     drivers = []
     every = getattr(args, "journal_flush_s", 0)
     flusher = JournalFlusher(timers, every) if args.no_sync and every > 0 else None

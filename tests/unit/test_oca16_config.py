@@ -146,6 +146,28 @@ class CacheAndDataTransferCases(unittest.TestCase):
         b.card("TAG1")
         self.assertEqual(b.actions(), ["StatusNotification"])
 
+    def test_cache_entry_journaled_once_per_idtaginfo(self):
+        """A session's Authorize, StartTransaction and StopTransaction answers
+        repeat one idTagInfo: the cache entry goes to the journal once; a
+        changed idTagInfo is journaled again and survives a reboot."""
+        from firmware.store import records as R
+        from firmware.store.journal import Journal
+
+        def auth_records():
+            j = Journal(b.dir + "/journal.bin", sync=False)
+            return [r for r in j.replay(lambda p: None) if r[0] == R.K_AUTH]
+
+        b = booted(overrides={"AuthorizationCacheEnabled": True})
+        b.charging("TAG1")
+        b.card("TAG1")
+        b.settle()
+        self.assertEqual(b.payloads("StopTransaction")[0]["idTag"], "TAG1")
+        self.assertEqual([r[1:3] for r in auth_records()], [["TAG1", ["Accepted", None, None, 1]]])
+        b.cp._cache_put("TAG1", {"status": "Blocked"})
+        self.assertEqual([r[2][0] for r in auth_records()], ["Accepted", "Blocked"])
+        b.reboot()
+        self.assertEqual(b.cp.cache.lookup("TAG1", None), ("Blocked", None))
+
     def test_TC_062_CS_data_transfer_to_a_charge_point(self):
         """Data Transfer to a Charge Point"""
         b = booted()

@@ -116,6 +116,15 @@ class RoundTripTest(unittest.TestCase):
         for v in values:
             self.assertTrue(same(cbor.loads(cbor.dumps(v)), v), repr(v))
 
+    def test_items_of_a_list_are_written_as_on_their_own(self):
+        items = [0, 23, 24, 255, 256, 65536, 2**32, 2**64 - 1, -1, -(2**64), "", "x" * 30, b"", b"\x01" * 30,
+                 1.5, None, True, [1, "a"], {"k": 1}]
+        for x in items:
+            self.assertEqual(cbor.dumps([x]), b"\x81" + cbor.dumps(x), repr(x))
+        for x in (2**64, -(2**64) - 1):
+            with self.assertRaises(cbor.CBORError):
+                cbor.dumps([x])
+
     def test_tuples_and_bytearrays_encode_as_lists_and_bytes(self):
         self.assertEqual(cbor.loads(cbor.dumps((1, bytearray(b"ab")))), [1, b"ab"])
 

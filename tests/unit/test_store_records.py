@@ -81,6 +81,11 @@ class PayloadPackingTest(unittest.TestCase):
         self.assertEqual(R.pack_payload({"unit": "Wh"}), b"\xa1\x0b" + cbor.dumps(R.VALUES.index("Wh")))
         self.assertEqual(R.pack_payload({"unit": "Wh"})[:2], b"\xa1\x0b")
 
+    def test_plain_values_are_written_as_cbor_writes_them(self):
+        k = R.KEYS.index("idTag")
+        for v in ("", "x" * 23, "x" * 24, "x" * 300, "Zähler", 0, 23, 24, -1, 2**40, 1.5, None, False):
+            self.assertEqual(R.pack_payload({"idTag": v}), b"\xa1" + bytes([k]) + cbor.dumps(v))
+
     def test_keys_must_be_strings(self):
         with self.assertRaises(ValueError):
             R.pack_payload({1: "x"})

@@ -13,9 +13,16 @@ class AuthCache:
         self.clock = 0  # use counter: MicroPython dicts keep no order
 
     def put(self, id_tag, info):
-        """Remember an idTagInfo; returns the entry to persist."""
+        """Remember an idTagInfo; returns the entry to persist, or None if
+        the cache held this idTagInfo already: only its use is refreshed, as
+        a lookup does (a session's Authorize, Start and Stop answers repeat
+        one idTagInfo: one journal record, not three)."""
         expiry = info.get("expiryDate")
         entry = [info.get("status"), parse_iso8601(expiry) if expiry else None, info.get("parentIdTag"), 0]
+        old = self.entries.get(id_tag)
+        if old is not None and old[0] == entry[0] and old[1] == entry[1] and old[2] == entry[2]:
+            self._touch(old)
+            return None
         self._touch(entry)
         self.entries[id_tag] = entry
         if len(self.entries) > self.size:

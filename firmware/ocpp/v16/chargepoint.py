@@ -396,7 +396,8 @@ class ChargePoint:
     def _cache_put(self, id_tag, info):
         if self.config.get("AuthorizationCacheEnabled"):
             entry = self.cache.put(id_tag, info)
-            self.store.set_auth(id_tag, entry)
+            if entry is not None:
+                self.store.set_auth(id_tag, entry)
 
     # ---- the send pump ----------------------------------------------------------------
 
