@@ -237,7 +237,7 @@ def tool(name):
     return exe if os.path.exists(exe) else shutil.which(name)
 
 
-MODULES = ("firmware/__init__", "firmware/compat", "firmware/store/__init__", "firmware/store/cbor",
+MODULES = ("firmware/__init__", "firmware/compat", "firmware/bufops", "firmware/store/__init__", "firmware/store/cbor",
            "firmware/store/journal", "firmware/store/records", "firmware/store/state", "firmware/store/txqueue")
 
 
@@ -250,6 +250,8 @@ def compile_mpy():
         out = os.path.join(lib, name + ".mpy")
         os.makedirs(os.path.dirname(out), exist_ok=True)
         subprocess.run([tool("mpy-cross"), "-o", out, os.path.join(ROOT, name + ".py")], check=True)
+    # The viper byte loops go to a device as source (host_tools/flash.py).
+    shutil.copy(os.path.join(ROOT, "firmware", "_native.py"), os.path.join(lib, "firmware", "_native.py"))
     return lib
 
 
