@@ -22,9 +22,18 @@ import asyncio
 import os
 import sys
 
-from firmware.compat import json_dumps, json_loads, print_exception, stdin_reader
+from firmware.compat import fsync, json_dumps, json_loads, print_exception, stdin_reader, ticks_diff, ticks_ms
 
-_CRASH_PAUSE_S = 10  # a device that crashed waits this long before its reset
+# A device that crashed waits before its reset: 10 s after a first crash,
+# doubling with each crash in a row up to 10 minutes, so that a fault that
+# comes back at every boot is not a tight reboot loop (hammering the flash,
+# the CSMS and the log) and a person at the bench has time to look. A run of
+# 10 minutes or more starts the count afresh. The count lives in the state
+# directory (it must survive the reset); the journal is never touched.
+_CRASH_PAUSE_S = 10
+_CRASH_PAUSE_MAX_S = 600
+_CRASH_STABLE_S = 600
+_CRASH_FILE = "crashes"
 
 
 def load_config(path, overrides=None):
@@ -183,12 +192,36 @@ def _quiet(line):
     pass
 
 
+def crash_pause_s(state_dir, ran_s):
+    """Count a crash after a run of ran_s seconds and return how long to
+    wait before the reset (see _CRASH_PAUSE_S). ran_s comes from the
+    wrapping millisecond ticks: negative after a run of days, which counts
+    as long."""
+    path = state_dir + "/" + _CRASH_FILE
+    n = 0
+    if 0 <= ran_s < _CRASH_STABLE_S:
+        try:
+            with open(path) as f:
+                n = int(f.read().strip() or "0")
+        except (OSError, ValueError):
+            n = 0  # no count yet, or an unreadable one: a first crash
+    n += 1
+    try:
+        with open(path, "w") as f:
+            f.write(str(n))
+            fsync(f)
+    except OSError:
+        pass  # a full or read-only disk must not stop the reset
+    return min(_CRASH_PAUSE_S << min(n - 1, 10), _CRASH_PAUSE_MAX_S)
+
+
 def run(config):
     """Bring the network up and run the agent of a loaded configuration
     until it is stopped (Ctrl-C). On a device an unexpected error is
     printed and the controller reset after a pause, never left at a prompt."""
     board = load_board(config["board"])
     reset = getattr(board, "reset", None)
+    started = ticks_ms()
     try:
         up = getattr(board, "network_up", None)
         if up is not None:
@@ -200,9 +233,11 @@ def run(config):
         if reset is None:
             raise
         print_exception(e)
+        pause = crash_pause_s(config.get("state_dir", "."), ticks_diff(ticks_ms(), started) // 1000)
+        print(json_dumps({"event": "crashed", "reset_in_s": pause}))
         import time
 
-        time.sleep(_CRASH_PAUSE_S)
+        time.sleep(pause)
         reset(True)
 
 

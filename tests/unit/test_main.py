@@ -10,6 +10,7 @@ from firmware.console import ConsoleHub
 from firmware.hardware import BoardHardware
 from firmware.simhw import SimHardware
 from tests.store_helpers import remove_tree, scratch_dir, write_bytes
+from tests.support import CPYTHON_ONLY, IS_MICROPYTHON
 
 
 class ArgsTest(unittest.TestCase):
@@ -277,3 +278,79 @@ class ConsoleHubTest(unittest.TestCase):
         self.assertIn('"up":true', got[0])
         self.assertIn("not UTF-8", got[1])
         self.assertEqual(hub.writers, [])  # the client is gone
+
+
+class CrashPauseTest(unittest.TestCase):
+    """A device that crashes waits longer with each crash in a row before
+    its reset, so a fault that returns at every boot is no tight loop."""
+
+    def setUp(self):
+        self.dir = scratch_dir()
+
+    def tearDown(self):
+        remove_tree(self.dir)
+
+    def _count(self):
+        with open(self.dir + "/" + fmain._CRASH_FILE) as f:
+            return f.read()
+
+    def test_pauses_double_with_crashes_in_a_row_up_to_ten_minutes(self):
+        pauses = [fmain.crash_pause_s(self.dir, 5) for _ in range(8)]
+        self.assertEqual(pauses, [10, 20, 40, 80, 160, 320, 600, 600])
+        self.assertEqual(self._count(), "8")  # kept on disk across the resets
+
+    def test_a_long_run_starts_the_count_afresh(self):
+        for _ in range(3):
+            fmain.crash_pause_s(self.dir, 5)
+        self.assertEqual(fmain.crash_pause_s(self.dir, 600), 10)
+        self.assertEqual(fmain.crash_pause_s(self.dir, 30), 20)
+        # Days of running wrap the millisecond ticks negative: long too.
+        self.assertEqual(fmain.crash_pause_s(self.dir, -5), 10)
+
+    def test_an_unreadable_count_is_a_first_crash(self):
+        write_bytes(self.dir + "/" + fmain._CRASH_FILE, b"\xff garbage")
+        self.assertEqual(fmain.crash_pause_s(self.dir, 5), 10)
+        self.assertEqual(self._count(), "1")
+
+    def test_no_state_directory_still_resets(self):
+        self.assertEqual(fmain.crash_pause_s(self.dir + "/missing", 5), 10)
+
+
+class _CrashingBoard:
+    def __init__(self):
+        self.resets = []
+
+    def build(self, config):
+        raise RuntimeError("driver bug")
+
+    def reset(self, hard):
+        self.resets.append(hard)
+
+
+@unittest.skipIf(IS_MICROPYTHON, CPYTHON_ONLY)
+class CrashResetTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = scratch_dir()
+
+    def tearDown(self):
+        remove_tree(self.dir)
+
+    def test_a_crash_is_printed_then_reset_after_the_growing_pause(self):
+        import contextlib
+        import io
+        import time
+        from unittest import mock
+
+        board = _CrashingBoard()
+        config = {"board": "x", "identity": "A", "csms_url": "ws://x", "state_dir": self.dir}
+        slept = []
+        out, err = io.StringIO(), io.StringIO()
+        with mock.patch.object(fmain, "load_board", lambda name: board), \
+                mock.patch.object(time, "sleep", slept.append), \
+                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            fmain.run(config)
+            fmain.run(config)
+        self.assertEqual(slept, [10, 20])
+        self.assertEqual(board.resets, [True, True])
+        self.assertIn("RuntimeError: driver bug", err.getvalue() + out.getvalue())
+        self.assertIn('{"event":"crashed","reset_in_s":20}', out.getvalue())
