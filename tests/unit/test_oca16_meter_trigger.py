@@ -82,6 +82,40 @@ class MeterValuesCases(unittest.TestCase):
         b.settle()
         self.assertEqual(b.payloads("MeterValues"), [])
 
+    def test_spec_C16_4_7_a_boundary_just_before_the_start_is_not_the_transactions(self):
+        """A clock-aligned reading stamped at a boundary that passed just before
+        a transaction began (the timer pass came a little after it) is the
+        idle connector's, not the transaction's (C16 §4.7)"""
+        b = booted(overrides={"ClockAlignedDataInterval": 20, "MeterValueSampleInterval": 0,
+                              "StopTxnAlignedData": "Energy.Active.Import.Register"})
+        off = b.cp.offset
+        boundary = ((b.now + off) // 20000 + 1) * 20000
+        b.at(boundary - 10 - off)
+        b.reading(wh=1000)
+        b.plug(drawing=True)
+        b.settle()
+        b.take()
+        b.now = boundary + 5 - off  # the transaction starts after the boundary, before the pass
+        b.card("TAG1")
+        b.settle(start_tx_id=47)
+        start = b.payloads("StartTransaction")[0]
+        self.assertGreater(parse_iso8601(start["timestamp"]), boundary)
+        b.advance(10)  # the pass for the boundary
+        b.settle()
+        clock = [mv for mv in b.payloads("MeterValues") if mv["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Clock"]
+        self.assertEqual(len(clock), 1)
+        self.assertEqual(stamp(clock[0]), boundary)
+        self.assertNotIn("transactionId", clock[0])
+        # The next boundary, inside the transaction, is the transaction's.
+        b.meter_run(20000)
+        b.settle()
+        clock = [mv for mv in b.payloads("MeterValues") if mv["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Clock"]
+        self.assertEqual([(stamp(mv), mv.get("transactionId")) for mv in clock], [(boundary, None), (boundary + 20000, 47)])
+        b.card("TAG1")
+        b.settle()
+        data = b.payloads("StopTransaction")[0]["transactionData"]
+        self.assertNotIn(boundary, [parse_iso8601(mv["timestamp"]) for mv in data])
+
     def test_spec_C16_9_1_stop_txn_sampled_data(self):
         """StopTransaction.transactionData carries StopTxnSampledData: begin, periodic samples, end (C16 §4.10, §9.1)"""
         b = booted(overrides={"MeterValueSampleInterval": 10, "StopTxnSampledData": "Energy.Active.Import.Register"})

@@ -131,7 +131,10 @@ class ChargePoint:
         self.actions_table = actions_table
         self.last_sent = 0
         self.next_aligned = None
-        self.triggered = []  # (action, connectorId) asked for by TriggerMessage
+        # (action, connectorId, MeterValues context, stamp) asked for by
+        # TriggerMessage (stamp None: now), or an idle connector's
+        # clock-aligned reading (stamp: its boundary).
+        self.triggered = []
         self.auth_queue = []  # [idTag, connectorId or None, purpose]
         self.status_dirty = {}  # connectorId -> True: send its status
         self.unlocks = {}  # connectorId -> (msg_id, deadline_ms)
@@ -696,14 +699,20 @@ class ChargePoint:
             if reading is None:
                 continue
             values = sampled_values(reading, items, "Sample.Clock")
-            if c.tx is not None:
-                self._stop_data(c.tx, reading, "StopTxnAlignedData", "Sample.Clock", stamp)
+            tx = c.tx
+            if tx is not None and tx.start >= _EPOCH_MIN and stamp < tx.start:
+                # The boundary passed just before this transaction began (the
+                # pass runs a little after it): the reading is stamped at the
+                # boundary, so it is not the transaction's.
+                tx = None
+            if tx is not None:
+                self._stop_data(tx, reading, "StopTxnAlignedData", "Sample.Clock", stamp)
                 if values:
                     payload = {"connectorId": c.id, "transactionId": 0, "meterValue": [{"timestamp": stamp, "sampledValue": values}]}
-                    self.txq.enqueue("MeterValues", payload, c.tx.local_id, now)
+                    self.txq.enqueue("MeterValues", payload, tx.local_id, now)
             elif values and self.online and self.boot == BOOT_ACCEPTED:
                 # Outside a transaction aligned values are not queued offline.
-                self.triggered.append(("MeterValues", c.id, "Sample.Clock"))
+                self.triggered.append(("MeterValues", c.id, "Sample.Clock", stamp))
 
     # ---- hardware events ---------------------------------------------------------------------
 
@@ -1117,7 +1126,7 @@ class ChargePoint:
         self.actions.append((A_EVENT, name, data))
 
     def _send_triggered(self, now):
-        action, cid, context = self.triggered.pop(0)
+        action, cid, context, stamp = self.triggered.pop(0)
         if action == "BootNotification":
             self._call("BootNotification", self.boot_info, ("boot",))
         elif action == "Heartbeat":
@@ -1128,7 +1137,7 @@ class ChargePoint:
             if cid:
                 self.connectors[cid].changes = []
             self._send_status(cid, now, True)
-        elif not self._send_meter_now(cid, now, context):
+        elif not self._send_meter_now(cid, now, context, stamp):
             self._pump(now)
 
     def meter_values_now(self, cid, now, context="Trigger"):
@@ -1138,13 +1147,17 @@ class ChargePoint:
         key = "MeterValuesSampledData" if context == "Trigger" else "MeterValuesAlignedData"
         return sampled_values(reading, self._measurands(key), context) if reading else []
 
-    def _send_meter_now(self, cid, now, context):
+    def _send_meter_now(self, cid, now, context, stamp=None):
+        """A MeterValues.req of the reading now: TriggerMessage's (stamp
+        None: the time now, with the transaction under way), or an idle
+        connector's clock-aligned one (stamp: its boundary, no transaction,
+        even if one has begun since: C16 §4.7)."""
         c = self.connectors[cid]
         values = self.meter_values_now(cid, now, context)
         if not values:
             return False
-        payload = {"connectorId": cid, "meterValue": [{"timestamp": self.iso(self.stamp(now)), "sampledValue": values}]}
-        if c.tx is not None:
+        payload = {"connectorId": cid, "meterValue": [{"timestamp": self.iso(self.stamp(now) if stamp is None else stamp), "sampledValue": values}]}
+        if c.tx is not None and stamp is None:
             tx_id = self.store.state.transaction_id(c.tx.local_id)
             if tx_id is not None:
                 payload["transactionId"] = tx_id

@@ -213,7 +213,7 @@ def on_trigger_message(cp, p):
         return {"status": "NotImplemented"}  # Diagnostics/Firmware status: no FirmwareManagement
     if what == "StatusNotification":
         for i in ([cid] if cid is not None else range(len(cp.connectors))):
-            cp.triggered.append((what, i, None))
+            cp.triggered.append((what, i, None, None))
     elif what == "MeterValues":
         # Accepted promises the message (C16 §5.17); without a fresh meter
         # reading there is nothing to send, so the answer is Rejected
@@ -222,9 +222,9 @@ def on_trigger_message(cp, p):
         if not ready:
             return REJECTED
         for i in ready:
-            cp.triggered.append((what, i, "Trigger"))
+            cp.triggered.append((what, i, "Trigger", None))
     else:
-        cp.triggered.append((what, cid, None))
+        cp.triggered.append((what, cid, None, None))
     return ACCEPTED
 
 
