@@ -452,7 +452,9 @@ class Soak:
             helpers[1].cancel()
             await self._stop_fleet()
         finally:
-            for t in self.drivers + list(self.tasks.values()):
+            for d in self.drivers:
+                d.stop()
+            for t in self.tasks.values():
                 t.cancel()
             if self.proxy is not None:
                 await self.proxy.stop()
@@ -479,7 +481,8 @@ class Soak:
 
         from host_tools.chaos_proxy import ChaosProxy
         from host_tools.emulator import run_charger
-        from host_tools.emulator.fleet import drive_sessions
+        from host_tools.emulator.fleet import session_plan
+        from host_tools.emulator.fleetio import Driver, SharedTimers
 
         o, paths, say, trace = self.o, self.paths, self.say, self.trace
         await self.csms.start()
@@ -498,6 +501,7 @@ class Soak:
         MeteredHardware = metered_hardware_class()
         agents, hws = self.agents, self.hws
         rng = random.Random(o.seed)
+        timers = SharedTimers()  # the drivers' schedules, one loop timer for all
         for i in range(o.chargers):
             ident = "%s%04d" % (PREFIX, i + 1)
             settings = _settings(o, ident, os.path.join(paths["state"], ident), url)
@@ -514,8 +518,8 @@ class Soak:
             task = asyncio.ensure_future(run_charger(settings, make, out=trace.out_for(ident), on_agent=on_agent))
             task.add_done_callback(_task_end(trace, ident, self.stop))
             self.tasks[ident] = task
-            self.drivers.append(asyncio.ensure_future(drive_sessions(
-                hws.get, ident, ID_TAG, o.session_every, random.Random(rng.random()), self.dstats, self.stop)))
+            self.drivers.append(Driver(timers, hws.get, ident, ID_TAG, o.session_every, random.Random(rng.random()),
+                                       self.dstats, session_plan))
 
     async def _sessions(self):
         """Sessions for the whole run, with the CSMS restarts spread over it."""
@@ -538,8 +542,9 @@ class Soak:
         """Drivers end their sessions, the faults stop, the queues drain."""
         o, trace, agents = self.o, self.trace, self.agents
         self.stop.set()
+        for d in self.drivers:
+            d.stop()  # a session under way ends at once: tap, unplug
         self.marks["end_sessions"] = trace.now()
-        await asyncio.wait(self.drivers, timeout=o.session_every + 30)
         self.proxy.faults_off()
         if await self.csms.api("DELETE", "/api/faults/random") != 200:
             self.say("could not switch the CSMS faults off")

@@ -10,8 +10,6 @@ import os
 import random
 import time
 
-from firmware.compat import wait_event
-
 from host_tools.emulator import charger_settings, run_charger
 from host_tools.emulator.fleetio import Driver, FleetAgent, JournalFlusher, SharedTimers
 from host_tools.emulator.hardware import FleetHardware
@@ -66,15 +64,11 @@ class Lateness:
         self.worst_ms = 0.0
         self.sessions = 0
 
-    async def until(self, loop, when, stop=None):
-        """Sleep until loop time `when`; record how late we woke. False (and
-        nothing recorded) if `stop` was set first."""
+    async def until(self, loop, when):
+        """Sleep until loop time `when`; record how late we woke."""
         delay = when - loop.time()
         if delay > 0:
-            if stop is None:
-                await asyncio.sleep(delay)
-            elif await wait_event(stop, delay * 1000):
-                return False
+            await asyncio.sleep(delay)
         return self.note((loop.time() - when) * 1000.0)
 
     def note(self, ms):
@@ -88,44 +82,6 @@ class Lateness:
 
     def snapshot(self):
         return {"sessions": self.sessions, "actions": self.actions, "late": self.late, "late_max_ms": round(self.worst_ms, 1)}
-
-
-async def drive_sessions(hw_of, identity, id_tag, every_s, rng, lateness, stop):
-    """One simulated EV driver: a session every every_s seconds from a random
-    phase, each action at its scheduled time (session_plan). Once `stop` is
-    set, a session under way ends at once (tap, unplug) and the driver
-    returns: a fleet can be ended without a session left open."""
-    loop = asyncio.get_running_loop()
-    start = loop.time() + rng.random() * every_s
-    k = 0
-    while not stop.is_set():
-        t0 = start + k * every_s
-        k += 1
-        plugged = tapped = False
-        for offset, what in session_plan(every_s, rng):
-            if not await lateness.until(loop, t0 + offset, stop):
-                hw = hw_of(identity)
-                if hw is not None and hw.listener is not None:
-                    if tapped:
-                        hw.card(id_tag)
-                    if plugged:
-                        hw.plug(False)
-                return
-            hw = hw_of(identity)
-            if hw is None or hw.listener is None:
-                break  # not booted yet (or rebooting): this session is skipped
-            if what == "plug":
-                hw.plug(True)
-                plugged = True
-                lateness.sessions += 1
-            elif what == "card":
-                hw.card(id_tag)
-                tapped = not tapped
-            elif what == "draw":
-                hw.draw(True)
-            else:
-                hw.plug(False)
-                plugged = False
 
 
 async def run_fleet(args, duration_s=None, on_agent=None, report=True, stats=None):
